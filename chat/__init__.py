@@ -1,0 +1,1 @@
+"""Sealchat: password-sealed, ephemeral chat rooms."""

@@ -1,0 +1,94 @@
+"""The composition root: builds the Tornado application from Settings and runs it.
+
+This is the one module in chat/ that imports handlers/: it wires them, it does not use them.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import sys
+from typing import List, Optional, Sequence
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+import tornado.web
+
+from .config import Settings, parse_args
+from .rooms import RoomTable
+
+log = logging.getLogger("sealchat")
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log without URLs: paths carry room names, which the log has no need to keep."""
+    status = handler.get_status()
+    level = logging.WARNING if status >= 500 else logging.DEBUG
+    logging.getLogger("tornado.access").log(level, "%d %s %s %.1fms", status, handler.request.method,
+                                            type(handler).__name__, 1000 * handler.request.request_time())
+
+
+def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.web.Application:
+    """The application with its RoomTable; starts the presence sweeper on the current IOLoop."""
+    from handlers.base import NotFoundHandler
+    from handlers.routes import routes
+
+    table = rooms or RoomTable(settings)
+    app = tornado.web.Application(
+        routes(),
+        rooms=table,
+        sealchat=settings,
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"samesite": "Strict", "secure": settings.tls},
+        websocket_ping_interval=settings.ping_interval,
+        websocket_ping_timeout=settings.ping_interval,
+        websocket_max_message_size=2 * settings.max_frame_bytes,
+        default_handler_class=NotFoundHandler,
+        log_function=_log_request,
+        compress_response=False,
+    )
+    sweep_ms = 1000 * min(1.0, settings.presence_timeout / 4)
+    sweeper = tornado.ioloop.PeriodicCallback(table.sweep, sweep_ms)
+    sweeper.start()
+    app.settings["sweeper"] = sweeper
+    return app
+
+
+def ssl_context(settings: Settings) -> Optional[ssl.SSLContext]:
+    if not settings.certfile:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.certfile, settings.keyfile)
+    return ctx
+
+
+def serve(settings: Settings) -> tornado.httpserver.HTTPServer:
+    """Bind and start serving; prints the one start-up line with the real address and TLS state."""
+    app = make_app(settings)
+    ctx = ssl_context(settings)
+    server = tornado.httpserver.HTTPServer(app, ssl_options=ctx, xheaders=False,
+                                           max_body_size=2 * settings.max_frame_bytes,
+                                           idle_connection_timeout=settings.presence_timeout)
+    sockets: List = tornado.netutil.bind_sockets(settings.port, settings.host)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    scheme = "https" if ctx else "http"
+    print(f"Sealchat listening on {scheme}://{settings.host or '0.0.0.0'}:{port} "
+          f"(TLS {'on' if ctx else 'off'})", flush=True)
+    return server
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    settings = parse_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loop = tornado.ioloop.IOLoop.current()
+    try:
+        serve(settings)
+    except (OSError, ssl.SSLError) as exc:
+        sys.exit(f"sealchat: cannot start: {exc}")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
+    loop.start()

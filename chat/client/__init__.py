@@ -1,0 +1,1 @@
+"""Sealchat reference client: protocol crypto, transports and the command line."""

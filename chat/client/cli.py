@@ -1,0 +1,175 @@
+"""The `sealchat` command line: create or join a room, then send, listen or chat.
+
+The password comes from an environment variable, a file or a prompt, never from argv, where
+other users of the machine could read it.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import mimetypes
+import os
+import pathlib
+import sys
+from typing import Optional, Sequence
+
+from . import crypto
+from .errors import ServerRefused
+from .room import RoomClient
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sealchat", description="Sealchat command-line client (end-to-end encrypted).")
+    p.add_argument("--server", required=True, help="server URL, e.g. http://192.168.1.10:8888")
+    p.add_argument("--room", required=True)
+    p.add_argument("--user", required=True)
+    pw = p.add_mutually_exclusive_group()
+    pw.add_argument("--password-env", default="SEALCHAT_PASSWORD", metavar="VAR",
+                    help="environment variable holding the password")
+    pw.add_argument("--password-file", metavar="PATH", help="file whose first line is the password")
+    p.add_argument("--transport", choices=["ws", "poll"], default="ws")
+    p.add_argument("--create", action="store_true", help="create the room instead of joining it")
+    p.add_argument("--iterations", type=int, default=crypto.DEFAULT_ITER,
+                   help="PBKDF2 iterations when creating (100000..10000000)")
+    p.add_argument("--require-join-code", action="store_true", help="with --create: joiners need a TOTP code")
+    p.add_argument("--join-code", help="the room's current join code")
+    p.add_argument("--source-address", help="local address to connect from (multi-homed hosts)")
+    p.add_argument("--ca-file", help="CA or self-signed certificate to trust for https://")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("send", help="send one text message and leave")
+    s.add_argument("text")
+    si = sub.add_parser("send-image", help="send one file (e.g. an image) and leave")
+    si.add_argument("path")
+    li = sub.add_parser("listen", help="print events as JSON lines")
+    li.add_argument("--count", type=int, help="exit after this many messages")
+    li.add_argument("--timeout", type=float, help="exit after this many seconds")
+    li.add_argument("--save-dir", help="write received files here")
+    sub.add_parser("chat", help="interactive: lines you type are sent; /quit leaves")
+    return p
+
+
+def read_password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        text = pathlib.Path(args.password_file).read_text(encoding="utf-8")
+        return text.splitlines()[0] if text else ""
+    value = os.environ.get(args.password_env)
+    if value:
+        return value
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Password for room {args.room!r}: ")
+    raise SystemExit(f"sealchat: no password: set ${args.password_env}, use --password-file, or run in a terminal")
+
+
+def _printable(ev: dict) -> dict:
+    out = {k: v for k, v in ev.items() if k != "data"}
+    return out
+
+
+def _emit(ev: dict) -> None:
+    print(json.dumps(_printable(ev), ensure_ascii=False), flush=True)
+
+
+async def _enter(client: RoomClient, args: argparse.Namespace) -> None:
+    if args.create:
+        info = await client.create(args.iterations, args.require_join_code)
+        if "join_code_info" in info:
+            _emit({"type": "join_code", "uri": info["join_code_info"]["uri"],
+                   "code": info["join_code_info"]["code"]})
+    else:
+        await client.join(args.join_code)
+
+
+async def _wait_confirmed(client: RoomClient, msg_id: str, timeout: float = 30.0) -> None:
+    """Wait for the server to relay our own message back: proof it reached the room."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        ev = await client.next_event(max(0.1, deadline - asyncio.get_running_loop().time()))
+        if ev.get("id") == msg_id and ev.get("from") == client.user:
+            return
+        if ev["type"] == "error":
+            raise ServerRefused(ev["code"], ev["message"], ev.get("retry_after"))
+
+
+async def _listen(client: RoomClient, args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = None if args.timeout is None else loop.time() + args.timeout
+    got = 0
+    while args.count is None or got < args.count:
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            return
+        try:
+            ev = await client.next_event(remaining)
+        except asyncio.TimeoutError:
+            return
+        if ev["type"] == "file" and args.save_dir:
+            target = pathlib.Path(args.save_dir) / (pathlib.Path(ev["name"]).name or "file")
+            target.write_bytes(ev["data"])
+            ev = dict(ev, saved=str(target))
+        _emit(ev)
+        if ev["type"] in ("text", "file"):
+            got += 1
+        if ev["type"] == "transport" and ev.get("state") == "closed":
+            return
+
+
+async def _chat(client: RoomClient) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def printer() -> None:
+        while True:
+            ev = await client.next_event()
+            if ev["type"] == "text":
+                print(f"<{ev['from']}> {ev['text']}", flush=True)
+            elif ev["type"] in ("joined", "left"):
+                print(f"* {ev['user']} {ev['type']}", flush=True)
+            else:
+                _emit(ev)
+
+    task = asyncio.ensure_future(printer())
+    try:
+        while True:
+            line = await reader.readline()
+            if not line or line.strip() == b"/quit":
+                return
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if text:
+                await client.send_text(text)
+    finally:
+        task.cancel()
+
+
+async def run(args: argparse.Namespace, password: str) -> int:
+    client = RoomClient(args.server, args.room, args.user, password, args.transport,
+                        args.source_address, args.ca_file)
+    try:
+        await _enter(client, args)
+        if args.command == "send":
+            await _wait_confirmed(client, await client.send_text(args.text))
+        elif args.command == "send-image":
+            path = pathlib.Path(args.path)
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            await _wait_confirmed(client, await client.send_file(path.read_bytes(), path.name, mime), 120)
+        elif args.command == "listen":
+            await _listen(client, args)
+        else:
+            await _chat(client)
+    except ServerRefused as exc:
+        print(f"sealchat: refused: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, crypto.ProtocolError, asyncio.TimeoutError) as exc:
+        print(f"sealchat: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.leave()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    password = read_password(args)
+    sys.exit(asyncio.run(run(args, password)))

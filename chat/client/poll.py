@@ -1,0 +1,91 @@
+"""Long-poll transport for the client: POST frames, fetch events by cursor, retry on failures."""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Optional
+
+from tornado.httpclient import HTTPClientError
+
+from .errors import ServerRefused
+from .http import HttpApi
+
+TERMINAL = {"session_ended", "token_invalid", "session_expired"}
+
+
+class PollTransport:
+    """Same queue contract as WsTransport, over plain HTTP requests."""
+
+    name = "poll"
+
+    def __init__(self, api: HttpApi, cursor: Callable[[], int], poll_timeout: float = 25.0,
+                 max_backoff: float = 5.0) -> None:
+        self.api = api
+        self.cursor = cursor
+        self.poll_timeout = poll_timeout
+        self.max_backoff = max_backoff
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self._task: Optional[asyncio.Task] = None
+        self._closing = False
+        self._resume_at = 0.0
+        self._fetched: Optional[int] = None
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._poll_forever())
+
+    def pause(self, seconds: float) -> None:
+        """Stop polling for a while, as a phone that lost its network would."""
+        self._resume_at = asyncio.get_running_loop().time() + seconds
+
+    async def _poll_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        welcome, backoff, failing = True, 0.2, False
+        while not self._closing:
+            if loop.time() < self._resume_at:
+                await asyncio.sleep(self._resume_at - loop.time())
+                continue
+            cursor = max(self.cursor(), self._fetched or 0)
+            try:
+                data = await self.api.call("/api/poll/events", "POST", {"cursor": cursor, "welcome": welcome},
+                                           timeout=self.poll_timeout + 15)
+            except ServerRefused as exc:
+                if exc.code in TERMINAL:
+                    self.queue.put_nowait({"type": "error", "code": exc.code, "message": exc.message})
+                    break
+                await asyncio.sleep(exc.retry_after or backoff)
+                continue
+            except (OSError, HTTPClientError, asyncio.TimeoutError):
+                if not failing:
+                    self.queue.put_nowait({"type": "transport", "state": "reconnecting"})
+                failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+                continue
+            if failing:
+                self.queue.put_nowait({"type": "transport", "state": "connected"})
+            welcome, backoff, failing = False, 0.2, False
+            if "welcome" in data:
+                self.queue.put_nowait(data["welcome"])
+            if "gap" in data:
+                self.queue.put_nowait(data["gap"])
+            for event in data["events"]:
+                self.queue.put_nowait(event)
+            self._fetched = data["cursor"]
+        self.queue.put_nowait({"type": "transport", "state": "closed", "code": None})
+
+    async def send(self, frame: dict, attempts: int = 8) -> None:
+        """POST one frame; network failures are retried, refusals raised as ServerRefused."""
+        backoff = 0.2
+        for attempt in range(attempts):
+            try:
+                await self.api.call("/api/poll/send", "POST", frame)
+                return
+            except (OSError, HTTPClientError, asyncio.TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()

@@ -1,0 +1,94 @@
+"""WebSocket transport for the client: hello with the cursor, then read; reconnects on drops."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Callable, Optional
+
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+
+from .http import HttpApi
+
+TERMINAL_CLOSE = {4001: "token refused", 4002: "session ended"}
+CLOSE_REPLACED = 4000
+
+
+class WsTransport:
+    """Delivers server frames to a queue; `{"type": "transport", ...}` items report its state."""
+
+    name = "ws"
+
+    def __init__(self, api: HttpApi, cursor: Callable[[], int], max_backoff: float = 5.0) -> None:
+        self.api = api
+        self.cursor = cursor
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.max_backoff = max_backoff
+        self._conn: Optional[WebSocketClientConnection] = None
+        self._connected = asyncio.Event()
+        self._task: Optional[asyncio.Task] = None
+        self._closing = False
+
+    async def start(self) -> None:
+        await self._connect()
+        self._task = asyncio.ensure_future(self._read_forever())
+
+    async def _connect(self) -> None:
+        req = HTTPRequest(self.api.ws_url, network_interface=self.api.source_address,
+                          ca_certs=self.api.ca_file, connect_timeout=10, request_timeout=30)
+        self._conn = await websocket_connect(req, max_message_size=4 * 1024 * 1024)
+        await self._conn.write_message(json.dumps({"type": "hello", "token": self.api.token,
+                                                   "cursor": self.cursor()}))
+        self._connected.set()
+
+    async def _read_forever(self) -> None:
+        backoff = 0.2
+        while not self._closing:
+            conn = self._conn
+            msg = await conn.read_message() if conn is not None else None
+            if msg is not None:
+                backoff = 0.2
+                self.queue.put_nowait(json.loads(msg))
+                continue
+            self._connected.clear()
+            code = conn.close_code if conn is not None else None
+            if self._closing:
+                break
+            if code in TERMINAL_CLOSE or code == CLOSE_REPLACED:
+                self.queue.put_nowait({"type": "transport", "state": "closed", "code": code})
+                return
+            self.queue.put_nowait({"type": "transport", "state": "reconnecting"})
+            while not self._closing:
+                await asyncio.sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+                try:
+                    await self._connect()
+                    self.queue.put_nowait({"type": "transport", "state": "connected"})
+                    break
+                except (OSError, HTTPClientError, WebSocketClosedError, asyncio.TimeoutError):
+                    continue
+        self.queue.put_nowait({"type": "transport", "state": "closed", "code": None})
+
+    async def send(self, frame: dict) -> None:
+        """Send a frame, waiting out a reconnect rather than failing."""
+        data = json.dumps(frame)
+        while True:
+            await self._connected.wait()
+            try:
+                await self._conn.write_message(data)
+                return
+            except WebSocketClosedError:
+                self._connected.clear()
+                await asyncio.sleep(0.05)
+
+    def drop(self) -> None:
+        """Cut the TCP connection without a closing handshake, as a network failure would."""
+        if self._conn is not None and self._conn.protocol is not None:
+            self._conn.protocol.stream.close()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._conn is not None:
+            self._conn.close()
+        if self._task is not None:
+            self._task.cancel()

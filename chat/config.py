@@ -1,0 +1,200 @@
+"""Settings: every flag of the server, parsed and validated once at start-up."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Optional, Sequence, Tuple
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket's shape: `count` events per `seconds`, bursts up to `count`."""
+
+    count: float
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
+
+    def __str__(self) -> str:
+        return f"{self.count:g}/{self.seconds:g}"
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_rate(text: str) -> Rate:
+    """Parse 'N/SECONDS' (N may end in K or M, for byte rates)."""
+    m = _RATE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 5/660 or 16M/10")
+    count = float(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+    seconds = float(m.group(3))
+    if count <= 0 or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides of a rate must be positive")
+    return Rate(count, seconds)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 8888
+    certfile: Optional[str] = None
+    keyfile: Optional[str] = None
+    self_signed: Optional[str] = None
+    trusted_proxies: Tuple[Network, ...] = ()
+    allow_shared_address: bool = False
+    # limits
+    max_rooms: int = 1000
+    max_sessions: int = 20000
+    max_members: int = 200
+    max_file_bytes: int = 5 * 1024 * 1024
+    max_text_bytes: int = 64 * 1024
+    max_frame_bytes: int = 512 * 1024
+    # timing, in seconds
+    presence_timeout: float = 30.0
+    poll_timeout: float = 25.0
+    ping_interval: float = 10.0
+    buffer_seconds: float = 60.0
+    buffer_events: int = 10000
+    buffer_bytes: int = 32 * 1024 * 1024
+    # throttles
+    join_failures: Rate = field(default_factory=lambda: Rate(5, 660))
+    room_join_failures: Rate = field(default_factory=lambda: Rate(30, 660))
+    create_rate: Rate = field(default_factory=lambda: Rate(10, 60))
+    connect_rate: Rate = field(default_factory=lambda: Rate(120, 60))
+    frame_rate: Rate = field(default_factory=lambda: Rate(200, 10))
+    byte_rate: Rate = field(default_factory=lambda: Rate(16 * 1024 * 1024, 10))
+    log_level: str = "info"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.certfile or self.self_signed)
+
+    def with_(self, **changes: object) -> "Settings":
+        """A copy with some settings changed and validated again (tests, embedding)."""
+        return validate(replace(self, **changes))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
+def _network(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address or CIDR network") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Settings()
+    p = argparse.ArgumentParser(
+        prog="sealchat-server",
+        description="Sealchat: password-sealed, ephemeral chat rooms. The server relays ciphertext only.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default=d.host, help="address to listen on")
+    net.add_argument("--port", type=_port, default=d.port, help="port to listen on (0 picks a free one)")
+    net.add_argument("--certfile", help="TLS certificate (PEM); needs --keyfile")
+    net.add_argument("--keyfile", help="TLS private key (PEM); needs --certfile")
+    net.add_argument("--self-signed", metavar="DIR",
+                     help="serve TLS with a self-signed certificate for this machine's addresses, kept in DIR")
+    net.add_argument("--trusted-proxy", dest="trusted_proxies", type=_network, action="append", default=[],
+                     metavar="CIDR", help="believe X-Forwarded-For only from these proxies (repeatable)")
+    net.add_argument("--allow-shared-address", action="store_true",
+                     help="allow several sessions per room from one client address (NAT, shared proxies)")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms)
+    lim.add_argument("--max-sessions", type=_positive_int, default=d.max_sessions)
+    lim.add_argument("--max-members", type=_positive_int, default=d.max_members, help="members per room")
+    lim.add_argument("--max-file-bytes", type=_positive_int, default=d.max_file_bytes)
+    lim.add_argument("--max-text-bytes", type=_positive_int, default=d.max_text_bytes,
+                     help="largest encrypted message")
+    lim.add_argument("--max-frame-bytes", type=_positive_int, default=d.max_frame_bytes,
+                     help="largest inbound frame; must hold one file chunk")
+    tim = p.add_argument_group("timing (seconds)")
+    tim.add_argument("--presence-timeout", type=_positive_float, default=d.presence_timeout,
+                     help="remove a member whose connection is gone this long")
+    tim.add_argument("--poll-timeout", type=_positive_float, default=d.poll_timeout,
+                     help="longest wait of one long-poll request")
+    tim.add_argument("--ping-interval", type=_positive_float, default=d.ping_interval,
+                     help="WebSocket ping interval; no answer within it drops the connection")
+    tim.add_argument("--buffer-seconds", type=_positive_float, default=d.buffer_seconds,
+                     help="how long events stay replayable for reconnecting members")
+    tim.add_argument("--buffer-events", type=_positive_int, default=d.buffer_events,
+                     help="most events kept per room for replay")
+    tim.add_argument("--buffer-bytes", type=_positive_int, default=d.buffer_bytes,
+                     help="most bytes kept per room for replay")
+    thr = p.add_argument_group("throttles (N/SECONDS)")
+    thr.add_argument("--join-failures", type=parse_rate, default=d.join_failures,
+                     help="failed joins allowed per client address")
+    thr.add_argument("--room-join-failures", type=parse_rate, default=d.room_join_failures,
+                     help="failed joins allowed per room, from all addresses")
+    thr.add_argument("--create-rate", type=parse_rate, default=d.create_rate, help="room creations per address")
+    thr.add_argument("--connect-rate", type=parse_rate, default=d.connect_rate,
+                     help="new connections and joins per address")
+    thr.add_argument("--frame-rate", type=parse_rate, default=d.frame_rate, help="frames per session")
+    thr.add_argument("--byte-rate", type=parse_rate, default=d.byte_rate, help="bytes per session")
+    p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def validate(s: Settings) -> Settings:
+    """Cross-field checks that argparse cannot express; raises ValueError with the reason."""
+    if bool(s.certfile) != bool(s.keyfile):
+        raise ValueError("--certfile and --keyfile go together")
+    if s.certfile and s.self_signed:
+        raise ValueError("use either --certfile/--keyfile or --self-signed, not both")
+    if s.max_frame_bytes < 400 * 1024:
+        raise ValueError("--max-frame-bytes must be at least 409600 to carry one 256 KiB file chunk")
+    if s.max_text_bytes > s.max_frame_bytes:
+        raise ValueError("--max-text-bytes cannot exceed --max-frame-bytes")
+    if s.poll_timeout >= s.presence_timeout:
+        raise ValueError("--poll-timeout must be shorter than --presence-timeout")
+    return s
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> Settings:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    names = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in vars(ns).items() if k in names}
+    values["trusted_proxies"] = tuple(values["trusted_proxies"])
+    try:
+        return validate(Settings(**values))
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # unreachable: parser.error exits

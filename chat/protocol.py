@@ -1,0 +1,144 @@
+"""The one schema for inbound frames, shared by every transport, with typed refusals."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Union
+
+from .config import Settings
+from .errors import ChatError
+
+_B64U = re.compile(r"^[A-Za-z0-9_-]*$")
+KDF = "pbkdf2-sha256"
+MIN_ITER = 100_000
+MAX_ITER = 10_000_000
+CHUNK_BYTES = 262_144
+TAG_BYTES = 16
+MAX_HEADER_CHARS = 2048
+MAX_REF_CHARS = 64
+MAX_CURSOR = 2**53
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    max_frame_bytes: int
+    max_text_bytes: int
+    max_chunks: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "FrameLimits":
+        return cls(s.max_frame_bytes, s.max_text_bytes, max(1, math.ceil(s.max_file_bytes / CHUNK_BYTES)))
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: str
+    fields: Dict[str, Any]
+    size: int
+    ref: Optional[str] = None
+
+
+def _b64u_len(value: object, name: str, ref: Optional[str]) -> int:
+    """Decoded length of a base64url field, computed without decoding it."""
+    if not isinstance(value, str) or not _B64U.match(value) or len(value) % 4 == 1:
+        raise ChatError("bad_frame", f"Field {name!r} must be base64url without padding.", ref=ref)
+    return len(value) * 3 // 4
+
+
+def _int(value: object, name: str, ref: Optional[str], low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ChatError("bad_frame", f"Field {name!r} must be a whole number.", ref=ref)
+    if not low <= value <= high:
+        raise ChatError("bad_frame", f"Field {name!r} must be between {low} and {high}.", ref=ref)
+    return value
+
+
+def _only(obj: dict, allowed: set, ref: Optional[str]) -> None:
+    extra = set(obj) - allowed
+    if extra:
+        raise ChatError("bad_frame", f"Unexpected field {sorted(extra)[0]!r}.", ref=ref)
+
+
+def _env(value: object, limits: FrameLimits, ref: Optional[str]) -> dict:
+    if not isinstance(value, dict):
+        raise ChatError("bad_frame", "Field 'env' must be an object with h, n and c.", ref=ref)
+    _only(value, {"h", "n", "c"}, ref)
+    h, n, c = value.get("h"), value.get("n"), value.get("c")
+    if isinstance(h, str) and len(h) > MAX_HEADER_CHARS:
+        raise ChatError("too_large", "The envelope header is too long.", ref=ref)
+    if _b64u_len(h, "env.h", ref) == 0:
+        raise ChatError("bad_frame", "Field 'env.h' is empty.", ref=ref)
+    if _b64u_len(n, "env.n", ref) != 12:
+        raise ChatError("bad_frame", "Field 'env.n' must be a 12-byte nonce.", ref=ref)
+    size = _b64u_len(c, "env.c", ref)
+    if size < TAG_BYTES:
+        raise ChatError("bad_frame", "Field 'env.c' is too short to hold a tag.", ref=ref)
+    if size > limits.max_text_bytes + TAG_BYTES:
+        raise ChatError("too_large", f"A message may hold at most {limits.max_text_bytes} bytes.", ref=ref)
+    return {"h": h, "n": n, "c": c}
+
+
+def _check_hello(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    _only(obj, {"type", "ref", "token", "cursor"}, ref)
+    if not isinstance(obj.get("token"), str):
+        raise ChatError("bad_frame", "Field 'token' must be text.", ref=ref)
+    return {"token": obj["token"], "cursor": _int(obj.get("cursor"), "cursor", ref, 0, MAX_CURSOR)}
+
+
+def _check_msg(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    _only(obj, {"type", "ref", "env"}, ref)
+    return {"env": _env(obj.get("env"), limits, ref)}
+
+
+def _check_chunk(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    _only(obj, {"type", "ref", "file", "i", "n", "c"}, ref)
+    if _b64u_len(obj.get("file"), "file", ref) != 16:
+        raise ChatError("bad_frame", "Field 'file' must be a 16-byte file id.", ref=ref)
+    if isinstance(obj.get("n"), int) and not isinstance(obj.get("n"), bool) and obj["n"] > limits.max_chunks:
+        raise ChatError("too_large", f"A file may have at most {limits.max_chunks} chunks.", ref=ref)
+    n = _int(obj.get("n"), "n", ref, 1, limits.max_chunks)
+    i = _int(obj.get("i"), "i", ref, 0, n - 1)
+    size = _b64u_len(obj.get("c"), "c", ref)
+    if size < TAG_BYTES:
+        raise ChatError("bad_frame", "Field 'c' is too short to hold a tag.", ref=ref)
+    if size > CHUNK_BYTES + TAG_BYTES:
+        raise ChatError("too_large", f"A file chunk may hold at most {CHUNK_BYTES} bytes.", ref=ref)
+    return {"file": obj["file"], "i": i, "n": n, "c": obj["c"]}
+
+
+def _check_bare(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    _only(obj, {"type", "ref"}, ref)
+    return {}
+
+
+_CHECKS = {"hello": _check_hello, "msg": _check_msg, "chunk": _check_chunk,
+           "leave": _check_bare, "ping": _check_bare}
+
+
+def parse_frame(data: Union[str, bytes], limits: FrameLimits) -> Frame:
+    """Validate one inbound frame; anything off raises a ChatError the transport sends back."""
+    size = len(data)
+    if size > limits.max_frame_bytes:
+        raise ChatError("too_large", f"A frame may be at most {limits.max_frame_bytes} bytes.")
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ChatError("bad_json", "The frame is not valid JSON.") from None
+    return check_frame(obj, limits, size)
+
+
+def check_frame(obj: object, limits: FrameLimits, size: int) -> Frame:
+    if not isinstance(obj, dict):
+        raise ChatError("bad_json", "A frame must be a JSON object.")
+    ref = obj.get("ref")
+    if ref is not None and not (isinstance(ref, str) and len(ref) <= MAX_REF_CHARS and ref.isprintable()):
+        raise ChatError("bad_frame", f"Field 'ref' must be printable text of at most {MAX_REF_CHARS} characters.")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ChatError("bad_frame", "Field 'type' must be text.", ref=ref)
+    check = _CHECKS.get(kind)
+    if check is None:
+        raise ChatError("unknown_type", f"Unknown frame type {kind[:32]!r}.", ref=ref)
+    return Frame(kind, check(obj, limits, ref), size, ref)

@@ -1,0 +1,55 @@
+"""Token buckets keyed by address, room or session, for throttling joins, creations and frames."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Dict, Hashable, Tuple
+
+from .config import Rate
+from .errors import ChatError
+
+
+class Throttle:
+    """One bucket per key; a full bucket is forgotten, so memory follows active keys only."""
+
+    def __init__(self, rate: Rate, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.what = what
+        self._clock = clock
+        self._buckets: Dict[Hashable, Tuple[float, float]] = {}
+
+    def _level(self, key: Hashable, now: float) -> float:
+        tokens, stamp = self._buckets.get(key, (self.rate.count, now))
+        return min(self.rate.count, tokens + (now - stamp) * self.rate.per_second)
+
+    def retry_after(self, key: Hashable, cost: float = 1.0) -> int:
+        """Seconds until `cost` tokens are available; 0 when they are now."""
+        now = self._clock()
+        missing = cost - self._level(key, now)
+        return 0 if missing <= 0 else max(1, math.ceil(missing / self.rate.per_second))
+
+    def check(self, key: Hashable, cost: float = 1.0) -> None:
+        """Refuse with rate_limited when the bucket cannot pay `cost`, without spending."""
+        wait = self.retry_after(key, cost)
+        if wait:
+            raise ChatError("rate_limited", f"Too many {self.what}; try again in {wait} seconds.", retry_after=wait)
+
+    def spend(self, key: Hashable, cost: float = 1.0) -> None:
+        now = self._clock()
+        self._buckets[key] = (self._level(key, now) - cost, now)
+
+    def take(self, key: Hashable, cost: float = 1.0) -> None:
+        self.check(key, cost)
+        self.spend(key, cost)
+
+    def forget(self, key: Hashable) -> None:
+        self._buckets.pop(key, None)
+
+    def sweep(self) -> None:
+        now = self._clock()
+        full = [k for k in self._buckets if self._level(k, now) >= self.rate.count]
+        for k in full:
+            del self._buckets[k]
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,277 @@
+"""RoomTable: the one in-process table of rooms, their members and their credentials.
+
+It enforces one session per client address per room, checks join verifiers in constant time,
+validates session tokens, and deletes everything of a room when its last member leaves.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from . import names
+from .config import Settings
+from .errors import ChatError
+from .hub import BufferLimits, Hub
+from .joincodes import JoinCode
+from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
+from .ratelimit import Throttle
+from .securitylog import record
+from .sessions import Claims, TokenSigner, new_session_id
+
+_B64U = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def decode_b64u(value: object, length: int, what: str) -> bytes:
+    """Decode a base64url field of an exact byte length or refuse it as bad_credentials."""
+    if not isinstance(value, str) or not _B64U.match(value) or len(value) > 4 * length:
+        raise ChatError("bad_credentials", f"The {what} is not base64url.")
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ChatError("bad_credentials", f"The {what} is not base64url.") from None
+    if len(raw) != length:
+        raise ChatError("bad_credentials", f"The {what} must be {length} bytes.")
+    return raw
+
+
+def verifier_for(auth_key: bytes) -> bytes:
+    return hashlib.sha256(b"sealchat/v1/verifier\0" + auth_key).digest()
+
+
+@dataclass(eq=False)
+class Session:
+    session_id: str
+    room_id: str
+    username: str
+    address: str
+    floor: int
+    last_seen: float
+    transport: str = "none"
+    polls: int = 0
+
+    @property
+    def key(self) -> str:
+        return names.username_key(self.username)
+
+
+@dataclass(eq=False)
+class Room:
+    room_id: str
+    name: str
+    salt: bytes
+    kdf: str
+    iterations: int
+    verifier: bytes
+    hub: Hub
+    join_code: Optional[JoinCode] = None
+    members: Dict[str, Session] = field(default_factory=dict)
+    by_sid: Dict[str, Session] = field(default_factory=dict)
+
+    def usernames(self) -> List[str]:
+        return [s.username for s in self.members.values()]
+
+
+class RoomTable:
+    """The process's rooms keyed by canonical room id; created once by the application."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
+                 signer: Optional[TokenSigner] = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.signer = signer or TokenSigner()
+        self.rooms: Dict[str, Room] = {}
+        self.session_count = 0
+        self._buffer = BufferLimits(settings.buffer_seconds, settings.buffer_events, settings.buffer_bytes)
+        s = settings
+        self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock)
+        self.join_failures_by_room = Throttle(s.room_join_failures, "failed joins for this room", clock)
+        self.creations = Throttle(s.create_rate, "rooms created from your address", clock)
+        self.connections = Throttle(s.connect_rate, "new connections from your address", clock)
+        self.frames = Throttle(s.frame_rate, "messages", clock)
+        self.bytes = Throttle(s.byte_rate, "bytes sent", clock)
+
+    # --- looking up -------------------------------------------------------------------
+    def limits(self) -> dict:
+        s = self.settings
+        return {"max_file_bytes": s.max_file_bytes, "chunk_bytes": CHUNK_BYTES,
+                "max_text_bytes": s.max_text_bytes, "min_iter": MIN_ITER, "max_iter": MAX_ITER,
+                "presence_timeout": s.presence_timeout, "poll_timeout": s.poll_timeout}
+
+    def lookup(self, name: object, username: object = None) -> dict:
+        """What a client needs before create or join; mirrors the original /ask."""
+        rid = names.room_id(name)
+        room = self.rooms.get(rid)
+        out: dict = {"room_id": rid, "exists": room is not None, "limits": self.limits()}
+        if room is not None:
+            out.update(name=room.name, salt=base64.urlsafe_b64encode(room.salt).rstrip(b"=").decode(),
+                       kdf=room.kdf, iter=room.iterations, join_code=room.join_code is not None)
+        else:
+            out["name"] = names.display_room_name(name)
+        if username is not None:
+            try:
+                user = names.username(username)
+            except ChatError as exc:
+                out.update(username_ok=False, username_available=False, username_error=exc.message)
+            else:
+                free = room is None or names.username_key(user) not in room.members
+                out.update(username_ok=True, username_available=free, username_error=None)
+        return out
+
+    # --- entering ---------------------------------------------------------------------
+    def create(self, name: object, username: object, address: str, salt: object, kdf: object,
+               iterations: object, verifier: object, join_code: bool = False) -> Tuple[Session, str]:
+        """Create a room with the creator as its first member; returns the session and token."""
+        self.creations.check(address)
+        display = names.display_room_name(name)
+        rid = names.room_id(name)
+        user = names.username(username)
+        salt_b = decode_b64u(salt, 16, "salt")
+        verifier_b = decode_b64u(verifier, 32, "verifier")
+        if kdf != KDF:
+            raise ChatError("bad_credentials", f"Unknown key derivation; this server knows {KDF}.")
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or not MIN_ITER <= iterations <= MAX_ITER:
+            raise ChatError("bad_iterations", f"Iterations must be between {MIN_ITER} and {MAX_ITER}.")
+        if rid in self.rooms:
+            raise ChatError("room_exists", "A room with this name exists; join it or pick another name.")
+        if len(self.rooms) >= self.settings.max_rooms:
+            raise ChatError("server_full", "This server holds as many rooms as it allows; try later.")
+        self._check_capacity()
+        self.creations.spend(address)
+        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock),
+                    join_code=JoinCode() if join_code else None)
+        self.rooms[rid] = room
+        return self._admit(room, user, address)
+
+    def join(self, name: object, username: object, address: str, auth_key: object,
+             join_code: object = None) -> Tuple[Session, str]:
+        """Admit a member who proves the password (and the join code, where the room has one)."""
+        rid = names.room_id(name)
+        user = names.username(username)
+        room = self.rooms.get(rid)
+        if room is None:
+            raise ChatError("room_not_found", "There is no room with this name; it may have closed.")
+        self.join_failures_by_address.check(address)
+        self.join_failures_by_room.check(rid)
+        key = decode_b64u(auth_key, 32, "auth key")
+        if not hmac.compare_digest(verifier_for(key), room.verifier):
+            self._failed_join(room, address, "wrong_password")
+            raise ChatError("wrong_password", "Wrong password for this room.")
+        if room.join_code is not None:
+            if join_code is None or join_code == "":
+                raise ChatError("join_code_required", "This room needs the current join code.")
+            if not room.join_code.verify(join_code):
+                self._failed_join(room, address, "wrong_join_code")
+                raise ChatError("wrong_join_code", "The join code is wrong or has expired.")
+        if names.username_key(user) in room.members:
+            raise ChatError("username_taken", "Someone in this room already uses this name.")
+        if not self.settings.allow_shared_address and any(s.address == address for s in room.members.values()):
+            raise ChatError("address_in_use", "This machine already has a session in this room; "
+                                              "use that tab, or leave it first.")
+        if len(room.members) >= self.settings.max_members:
+            raise ChatError("room_full", "This room has as many members as the server allows.")
+        self._check_capacity()
+        return self._admit(room, user, address)
+
+    def _failed_join(self, room: Room, address: str, reason: str) -> None:
+        self.join_failures_by_address.spend(address)
+        self.join_failures_by_room.spend(room.room_id)
+        record(reason, address, room.room_id)
+
+    def _check_capacity(self) -> None:
+        if self.session_count >= self.settings.max_sessions:
+            raise ChatError("server_full", "This server holds as many sessions as it allows; try later.")
+
+    def _admit(self, room: Room, user: str, address: str) -> Tuple[Session, str]:
+        now = self.clock()
+        session = Session(new_session_id(), room.room_id, user, address, floor=0, last_seen=now)
+        room.hub.publish({"type": "joined", "user": user})
+        session.floor = room.hub.seq
+        room.members[session.key] = session
+        room.by_sid[session.session_id] = session
+        self.session_count += 1
+        token = self.signer.issue(Claims(room.room_id, user, session.session_id), address)
+        return session, token
+
+    # --- being a member ---------------------------------------------------------------
+    def authenticate(self, token: object, address: str) -> Session:
+        """The live session a token belongs to, presented from its own address."""
+        claims = self.signer.verify(token, address)
+        room = self.rooms.get(claims.room_id)
+        session = room.by_sid.get(claims.session_id) if room else None
+        if session is None or session.username != claims.username:
+            raise ChatError("session_ended", "This session has ended; join the room again.")
+        return session
+
+    def room_of(self, session: Session) -> Room:
+        return self.rooms[session.room_id]
+
+    def welcome(self, session: Session) -> dict:
+        room = self.room_of(session)
+        return {"type": "welcome", "room_id": room.room_id, "name": room.name, "you": session.username,
+                "members": room.usernames(), "cursor": room.hub.seq, "join_code": room.join_code is not None,
+                "limits": self.limits()}
+
+    def is_live(self, session: Session) -> bool:
+        room = self.rooms.get(session.room_id)
+        return room is not None and room.by_sid.get(session.session_id) is session
+
+    def leave(self, session: Session, reason: str = "leave") -> None:
+        """End a session now; the last one out deletes the room and everything in it."""
+        room = self.rooms.get(session.room_id)
+        if room is None or room.by_sid.get(session.session_id) is not session:
+            return
+        del room.members[session.key]
+        del room.by_sid[session.session_id]
+        self.session_count -= 1
+        self.frames.forget(session.session_id)
+        self.bytes.forget(session.session_id)
+        conn = room.hub.connection(session.session_id)
+        if room.members:
+            room.hub.publish({"type": "left", "user": session.username, "reason": reason})
+        else:
+            del self.rooms[room.room_id]
+            room.join_code = None
+            room.hub.close()
+        if conn is not None:
+            room.hub.detach(session.session_id, conn)
+            conn.end(4002, "session ended")
+        room.hub.wake()
+
+    def sessions(self) -> Iterator[Session]:
+        for room in list(self.rooms.values()):
+            yield from list(room.members.values())
+
+    def sweep(self) -> None:
+        """Remove members whose connection is gone past the presence timeout; trim buffers."""
+        now = self.clock()
+        limit = self.settings.presence_timeout
+        for session in list(self.sessions()):
+            room = self.rooms.get(session.room_id)
+            if room is None or room.hub.connection(session.session_id) is not None or session.polls:
+                continue
+            if now - session.last_seen > limit:
+                self.leave(session, "timeout")
+        for room in self.rooms.values():
+            room.hub.trim(now)
+        for throttle in (self.join_failures_by_address, self.join_failures_by_room, self.creations,
+                         self.connections, self.frames, self.bytes):
+            throttle.sweep()
+
+    def stats(self) -> dict:
+        ws = poll = detached = 0
+        for session in self.sessions():
+            if self.rooms[session.room_id].hub.connection(session.session_id) is not None:
+                ws += 1
+            elif session.polls or session.transport == "poll":
+                poll += 1
+            else:
+                detached += 1
+        return {"rooms": len(self.rooms), "sessions": self.session_count,
+                "transports": {"ws": ws, "poll": poll, "detached": detached},
+                "waiting_polls": sum(r.hub.waiting for r in self.rooms.values())}

@@ -1,0 +1,1 @@
+"""Tornado adapters: they parse, authorise and hand over to chat/; no behaviour of their own."""

@@ -1,0 +1,68 @@
+"""The JSON API: room lookup, create, join, leave and the current join code."""
+from __future__ import annotations
+
+from chat.errors import ChatError
+from chat.rooms import Session
+
+from .base import BaseHandler, SessionHandler
+
+
+def _admitted(handler: BaseHandler, session: Session, token: str) -> dict:
+    room = handler.rooms.room_of(session)
+    return {"room_id": room.room_id, "name": room.name, "username": session.username, "token": token,
+            "cursor": session.floor, "members": room.usernames(), "join_code": room.join_code is not None,
+            "limits": handler.rooms.limits()}
+
+
+class LookupHandler(BaseHandler):
+    def get(self, name: str) -> None:
+        self.xsrf_token  # sets the _xsrf cookie that create and join need
+        self.write_json(self.rooms.lookup(name, self.get_query_argument("username", None)))
+
+
+class CreateHandler(BaseHandler):
+    def post(self) -> None:
+        body = self.json_body()
+        address = self.client_address
+        self.rooms.connections.take(address)
+        join_code = body.get("join_code", False)
+        if not isinstance(join_code, bool):
+            raise ChatError("bad_frame", "Field 'join_code' must be true or false.")
+        session, token = self.rooms.create(body.get("room"), body.get("username"), address, body.get("salt"),
+                                           body.get("kdf"), body.get("iter"), body.get("verifier"), join_code)
+        out = _admitted(self, session, token)
+        room = self.rooms.room_of(session)
+        if room.join_code is not None:
+            out["join_code_info"] = dict(room.join_code.current(), uri=room.join_code.uri(room.name))
+        self.write_json(out, 201)
+
+
+class JoinHandler(BaseHandler):
+    def post(self) -> None:
+        body = self.json_body()
+        address = self.client_address
+        self.rooms.connections.take(address)
+        session, token = self.rooms.join(body.get("room"), body.get("username"), address,
+                                         body.get("auth_key"), body.get("join_code"))
+        self.write_json(_admitted(self, session, token))
+
+
+class LeaveHandler(SessionHandler):
+    def post(self) -> None:
+        self.rooms.leave(self.session, "leave")
+        self.write_json({"ok": True})
+
+
+class JoinCodeHandler(SessionHandler):
+    """Members (only) may read the room's current join code, e.g. for a kiosk display."""
+
+    def get(self) -> None:
+        room = self.rooms.room_of(self.session)
+        if room.join_code is None:
+            raise ChatError("not_found", "This room has no join code.")
+        self.write_json(dict(room.join_code.current(), uri=room.join_code.uri(room.name)))
+
+
+class HealthHandler(BaseHandler):
+    def get(self) -> None:
+        self.write_json(dict(status="ok", **self.rooms.stats()))

@@ -1,0 +1,110 @@
+"""WebSocket transport: authenticate with a hello frame, then push the room's events."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import tornado.ioloop
+import tornado.websocket
+
+from chat.errors import ChatError
+from chat.hub import encode
+from chat.protocol import FrameLimits, parse_frame
+from chat.relay import dispatch
+from chat.rooms import Session
+
+from .base import SealchatMixin, same_origin
+
+HELLO_TIMEOUT = 10.0
+CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_ENDED, CLOSE_ORIGIN = 4000, 4001, 4002, 4003
+
+
+class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
+    session: Optional[Session] = None
+    _hello_timer: Optional[object] = None
+
+    def check_origin(self, origin: str) -> bool:
+        if same_origin(origin, self.request.host):
+            return True
+        self.security_event("forbidden_origin")
+        return False
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        try:
+            self.rooms.connections.take(self.client_address)
+        except ChatError as exc:
+            self.security_event(exc.code)
+            self.set_status(exc.status)
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(exc.retry_after))
+            self.finish(exc.to_dict())
+            return
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self._hello_timer = tornado.ioloop.IOLoop.current().call_later(HELLO_TIMEOUT, self._no_hello)
+
+    def _no_hello(self) -> None:
+        if self.session is None:
+            self.send(ChatError("token_invalid", "No hello frame arrived in time.").to_dict())
+            self.close(CLOSE_REFUSED, "no hello")
+
+    def send(self, obj: dict) -> None:
+        self.deliver(encode(obj).encode("utf-8"))
+
+    def deliver(self, raw: bytes) -> None:
+        try:
+            self.write_message(raw)
+        except tornado.websocket.WebSocketClosedError:
+            pass
+
+    def end(self, code: int, reason: str) -> None:
+        self.close(code, reason)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            frame = parse_frame(message, FrameLimits.from_settings(self.config))
+            if self.session is None:
+                self._hello(frame.type, frame.fields)
+                return
+            reply = dispatch(self.rooms, self.session, frame)
+        except ChatError as exc:
+            self.send(exc.to_dict())
+            if exc.code in ("rate_limited",):
+                self.security_event(exc.code, self.session.room_id if self.session else "")
+            return
+        if reply is not None:
+            self.send(reply)
+
+    def _hello(self, kind: str, fields: dict) -> None:
+        if kind != "hello":
+            raise ChatError("bad_frame", "The first frame must be hello with your session token.")
+        try:
+            session = self.rooms.authenticate(fields["token"], self.client_address)
+        except ChatError as exc:
+            self.security_event(exc.code)
+            self.send(exc.to_dict())
+            self.close(CLOSE_REFUSED, exc.code)
+            return
+        hub = self.rooms.room_of(session).hub
+        if fields["cursor"] > hub.seq:
+            raise ChatError("bad_cursor", f"Cursor {fields['cursor']} is ahead of the room ({hub.seq}).")
+        self.session = session
+        session.transport = "ws"
+        self.send(self.rooms.welcome(session))
+        gap, events = hub.since(max(fields["cursor"], session.floor))
+        if gap is not None:
+            self.send(gap.to_dict())
+        for raw in events:
+            self.deliver(raw)
+        old = hub.attach(session.session_id, self)
+        if old is not None and old is not self:
+            old.end(CLOSE_REPLACED, "replaced by a newer connection")
+
+    def on_close(self) -> None:
+        if self._hello_timer is not None:
+            tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
+        session = self.session
+        if session is not None and self.rooms.is_live(session):
+            self.rooms.room_of(session).hub.detach(session.session_id, self)
+            session.last_seen = self.rooms.clock()

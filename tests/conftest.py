@@ -1,0 +1,69 @@
+"""Shared fixtures: a real Sealchat server on a real port, and clients from distinct addresses."""
+from __future__ import annotations
+
+import itertools
+import json
+import pathlib
+from typing import Callable, List
+
+import pytest
+
+from chat.app import make_app
+from chat.client.room import RoomClient
+from chat.config import Settings
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FAST_ITER = 100_000
+_addresses = itertools.count(2)
+
+
+def shared_vectors() -> dict:
+    return json.loads((SHARED / "protocol-v1-vectors.json").read_text())
+
+
+def next_address() -> str:
+    """A fresh loopback source address, so each test client is a different machine."""
+    n = next(_addresses)
+    return f"127.0.{n // 250}.{n % 250 + 2}"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(host="127.0.0.1", port=0, presence_timeout=4.0, poll_timeout=2.0, ping_interval=1.0)
+
+
+@pytest.fixture
+def app(settings: Settings, io_loop):
+    application = make_app(settings)
+    yield application
+    application.settings["sweeper"].stop()
+
+
+@pytest.fixture
+def server_url(http_server, http_port) -> str:
+    return f"http://127.0.0.1:{http_port}"
+
+
+@pytest.fixture
+def table(app):
+    return app.settings["rooms"]
+
+
+@pytest.fixture
+def make_client(server_url: str) -> Callable[..., RoomClient]:
+    """Build RoomClients (each from its own loopback address) and close them after the test."""
+    made: List[RoomClient] = []
+
+    def factory(room: str, user: str, password: str, transport: str = "ws", **kw) -> RoomClient:
+        kw.setdefault("source_address", next_address())
+        client = RoomClient(server_url, room, user, password, transport=transport, **kw)
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        if client.transport is not None:
+            client.transport._closing = True
+            if client.transport._task is not None:
+                client.transport._task.cancel()
