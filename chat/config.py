@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Settings()
     p = argparse.ArgumentParser(
         prog="sealchat-server",
+        allow_abbrev=False,
         description="Sealchat: password-sealed, ephemeral chat rooms. The server relays ciphertext only.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

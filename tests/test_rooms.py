@@ -1,0 +1,175 @@
+"""RoomTable, tokens and the hub without a server: the rules a member relies on."""
+from __future__ import annotations
+
+import pytest
+
+from chat import names
+from chat.client import crypto
+from chat.config import Rate, Settings
+from chat.errors import ChatError
+from chat.hub import BufferLimits, Hub
+from chat.rooms import RoomTable
+from chat.sessions import TokenSigner
+
+SALT = crypto.b64u(b"\x01" * 16)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def creds(password: str, room_id: str) -> crypto.RoomKeys:
+    return crypto.derive_keys(password, b"\x01" * 16, 100_000, room_id)
+
+
+@pytest.fixture(scope="module")
+def keys() -> crypto.RoomKeys:
+    return creds("s3cret", "küche")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def table(clock) -> RoomTable:
+    return RoomTable(Settings(presence_timeout=10), clock=clock)
+
+
+def create(table: RoomTable, keys, name="Küche", user="alice", address="10.0.0.1"):
+    return table.create(name, user, address, SALT, "pbkdf2-sha256", 100_000, crypto.b64u(keys.verifier))
+
+
+def join(table: RoomTable, keys, name="KÜCHE ", user="bob", address="10.0.0.2"):
+    return table.join(name, user, address, crypto.b64u(keys.auth_key))
+
+
+def code_of(call) -> str:
+    with pytest.raises(ChatError) as info:
+        call()
+    return info.value.code
+
+
+def test_canonical_room_id_folds_case_width_and_space():
+    assert names.room_id("  Küche ") == "küche"
+    assert names.room_id("ＬＯＢＢＹ") == "lobby"
+    assert names.display_room_name("  Küche ") == "Küche"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "a\u202eb", "x\x00y", "line\nbreak", "z" * 65, 7, None])
+def test_bad_room_names_are_refused(bad):
+    assert code_of(lambda: names.room_id(bad)) == "bad_name"
+
+
+def test_create_join_and_lookup(table, keys):
+    create(table, keys)
+    info = table.lookup("küche", "bob")
+    assert info["exists"] and info["iter"] == 100_000 and info["salt"] == SALT
+    assert info["username_available"] is True
+    assert table.lookup("küche", "ALICE")["username_available"] is False
+    session, token = join(table, keys)
+    assert session.room_id == "küche"
+    assert table.authenticate(token, "10.0.0.2") is session
+    assert table.rooms["küche"].usernames() == ["alice", "bob"]
+
+
+def test_refusals_are_typed(table, keys):
+    create(table, keys)
+    wrong = creds("wrong", "küche")
+    assert code_of(lambda: join(table, wrong)) == "wrong_password"
+    assert code_of(lambda: join(table, keys, user="Alice")) == "username_taken"
+    assert code_of(lambda: join(table, keys, address="10.0.0.1")) == "address_in_use"
+    assert code_of(lambda: join(table, keys, name="nowhere")) == "room_not_found"
+    assert code_of(lambda: create(table, keys)) == "room_exists"
+    assert code_of(lambda: table.join("küche", "bob", "10.0.0.3", "short")) == "bad_credentials"
+    bad = [("salt", dict(salt="AAAA")), ("verifier", dict(verifier="!!")), ("kdf", dict(kdf="md5")),
+           ("iter", dict(iterations=99_999)), ("iter", dict(iterations=10_000_001)), ("iter", dict(iterations=True))]
+    for _, change in bad:
+        args = dict(name="other", username="a", address="10.0.0.9", salt=SALT, kdf="pbkdf2-sha256",
+                    iterations=100_000, verifier=crypto.b64u(keys.verifier))
+        args.update(change)
+        assert code_of(lambda: table.create(**args)) in ("bad_credentials", "bad_iterations")
+
+
+def test_shared_address_allowed_when_relaxed(clock, keys):
+    table = RoomTable(Settings(allow_shared_address=True), clock=clock)
+    create(table, keys)
+    session, _ = join(table, keys, address="10.0.0.1")
+    assert session.address == "10.0.0.1"
+
+
+def test_tokens_are_bound_to_address_and_die_with_restart(table, keys):
+    create(table, keys)
+    session, token = join(table, keys)
+    assert code_of(lambda: table.authenticate(token, "10.0.0.3")) == "token_invalid"
+    head, mac = token.split(".")
+    assert code_of(lambda: table.authenticate(head + "." + mac[:-2] + "AA", "10.0.0.2")) == "token_invalid"
+    assert code_of(lambda: table.authenticate("garbage", "10.0.0.2")) == "token_invalid"
+    restarted = RoomTable(Settings(), signer=TokenSigner())
+    assert code_of(lambda: restarted.authenticate(token, "10.0.0.2")) == "session_expired"
+    table.leave(session)
+    assert code_of(lambda: table.authenticate(token, "10.0.0.2")) == "session_ended"
+
+
+def test_last_member_out_deletes_the_room(table, keys):
+    alice, _ = create(table, keys)
+    bob, _ = join(table, keys)
+    table.leave(alice)
+    assert "küche" in table.rooms and table.rooms["küche"].usernames() == ["bob"]
+    table.leave(bob)
+    assert table.rooms == {} and table.session_count == 0
+    other = creds("different", "küche")
+    create(table, other)
+    assert code_of(lambda: join(table, keys)) == "wrong_password"
+
+
+def test_vanished_member_is_swept_after_presence_timeout(table, keys, clock):
+    alice, _ = create(table, keys)
+    bob, _ = join(table, keys)
+    clock.now += 5
+    alice.last_seen = clock.now
+    table.sweep()
+    assert table.is_live(bob)
+    clock.now += 6
+    table.sweep()
+    assert not table.is_live(bob) and table.is_live(alice)
+    hub = table.rooms["küche"].hub
+    gap, events = hub.since(0)
+    assert b'"type":"left","user":"bob","reason":"timeout"' in events[-1]
+
+
+def test_failed_joins_are_throttled_per_address_and_room(clock, keys):
+    table = RoomTable(Settings(join_failures=Rate(2, 60), room_join_failures=Rate(3, 60)), clock=clock)
+    create(table, keys)
+    wrong = creds("wrong", "küche")
+    for _ in range(2):
+        assert code_of(lambda: join(table, wrong)) == "wrong_password"
+    with pytest.raises(ChatError) as info:
+        join(table, keys)
+    assert info.value.code == "rate_limited" and 1 <= info.value.retry_after <= 30
+    assert code_of(lambda: join(table, wrong, address="10.0.0.3")) == "wrong_password"
+    assert code_of(lambda: join(table, keys, address="10.0.0.4")) == "rate_limited"  # room-wide
+    clock.now += 60
+    assert join(table, keys)[0].username == "bob"
+
+
+def test_hub_numbers_buffers_and_reports_gaps():
+    clock = Clock()
+    hub = Hub(BufferLimits(seconds=5, events=3, bytes=10_000), clock)
+    for i in range(5):
+        hub.publish({"type": "msg", "n": i})
+    assert hub.seq == 5
+    gap, events = hub.since(0)
+    assert gap.to_dict() == {"type": "gap", "from_seq": 1, "to_seq": 2}
+    assert [e[:9] for e in events] == [b'{"seq":3,', b'{"seq":4,', b'{"seq":5,']
+    assert hub.since(4) == (None, [events[-1]])
+    assert hub.since(5) == (None, [])
+    clock.now += 10
+    hub.trim()
+    gap, events = hub.since(3)
+    assert gap.to_dict() == {"type": "gap", "from_seq": 4, "to_seq": 4} and len(events) == 1
