@@ -1,0 +1,173 @@
+'use strict';
+// A small imitation of a browser for the shipped scripts: a vm context with timers, a crypto
+// object with or without `subtle`, a document that "loads" <script> URLs from disk and a Worker
+// that runs the worker script in its own context. URLs map to files under frontend/static.
+
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+// SEALCHAT_STATIC_DIR lets tests/test_javascript.py run this suite on the minified scripts as served.
+const staticDir = process.env.SEALCHAT_STATIC_DIR
+  ? path.resolve(process.env.SEALCHAT_STATIC_DIR)
+  : path.join(repoRoot, 'frontend', 'static');
+const VENDOR_FILE = path.join(staticDir, 'vendor', 'forge-1.4.3.min.js');
+
+// URLs as the page would pass them: hashed, under /static/.
+const URLS = {
+  vendor: '/static/vendor/forge-1.4.3.min.js?v=test',
+  worker: '/static/js/sealcrypto-worker.js?v=test',
+};
+
+function fileForUrl(url) {
+  const m = /^\/static\/([^?#]+)/.exec(url);
+  if (!m) throw new Error('unknown URL ' + url);
+  return path.join(staticDir, m[1]);
+}
+
+const sourceCache = new Map();
+function runFile(ctx, file) {
+  if (!sourceCache.has(file)) sourceCache.set(file, new vm.Script(fs.readFileSync(file, 'utf8'), { filename: file }));
+  sourceCache.get(file).runInContext(ctx);
+}
+
+// crypto without subtle; every read of `subtle` is counted so tests can prove it is never used.
+function fallbackCrypto(stats) {
+  const c = {
+    getRandomValues(a) {
+      crypto.randomFillSync(a);
+      return a;
+    },
+  };
+  Object.defineProperty(c, 'subtle', {
+    configurable: true,
+    get() {
+      stats.subtleReads += 1;
+      return undefined;
+    },
+  });
+  return c;
+}
+
+function baseGlobals(ctx) {
+  ctx.setTimeout = setTimeout;
+  ctx.clearTimeout = clearTimeout;
+  ctx.console = console;
+  ctx.self = ctx;
+  ctx.addEventListener = () => {};
+  ctx.removeEventListener = () => {};
+}
+
+class FakeWorker {
+  constructor(url, stats) {
+    this.onmessage = null;
+    this.onerror = null;
+    this.terminated = false;
+    const w = vm.createContext({});
+    baseGlobals(w);
+    w.crypto = fallbackCrypto(stats.worker);
+    w.importScripts = (...urls) => urls.forEach((u) => runFile(w, fileForUrl(u)));
+    w.postMessage = (m) => {
+      const data = structuredClone(m);
+      setTimeout(() => {
+        if (!this.terminated && this.onmessage) this.onmessage({ data });
+      }, 0);
+    };
+    this.ctx = w;
+    stats.workersStarted += 1;
+    runFile(w, fileForUrl(url));
+  }
+
+  postMessage(m) {
+    const data = structuredClone(m);
+    setTimeout(() => {
+      if (!this.terminated && this.ctx.onmessage) this.ctx.onmessage({ data });
+    }, 0);
+  }
+
+  terminate() {
+    this.terminated = true;
+  }
+}
+
+/**
+ * Builds a browser-like context with sealcrypto.js loaded.
+ * mode: 'webcrypto' (node's Web Crypto), 'fallback' (no subtle, with Worker),
+ *       'fallback-noworker' (no subtle, no Worker: main-thread slices), 'none' (no crypto at all).
+ * subtle: optional replacement subtle object (to imitate broken implementations).
+ */
+function makeBrowser(mode, { subtle } = {}) {
+  const stats = { subtleReads: 0, scriptsLoaded: [], workersStarted: 0, worker: { subtleReads: 0 } };
+  const ctx = vm.createContext({});
+  baseGlobals(ctx);
+  ctx.window = ctx;
+  ctx.document = {
+    head: {
+      appendChild(el) {
+        setTimeout(() => {
+          try {
+            runFile(ctx, fileForUrl(el.src));
+            stats.scriptsLoaded.push(el.src);
+          } catch (e) {
+            if (el.onerror) el.onerror(e);
+            return;
+          }
+          if (el.onload) el.onload();
+        }, 0);
+      },
+    },
+    createElement(tag) {
+      return { tagName: tag.toUpperCase() };
+    },
+  };
+  if (mode === 'webcrypto') {
+    ctx.crypto = crypto.webcrypto;
+  } else if (mode === 'fallback' || mode === 'fallback-noworker') {
+    ctx.crypto = fallbackCrypto(stats);
+    if (subtle) {
+      Object.defineProperty(ctx.crypto, 'subtle', {
+        get() {
+          stats.subtleReads += 1;
+          return subtle;
+        },
+      });
+    }
+  } else if (mode !== 'none') {
+    throw new Error('unknown mode ' + mode);
+  }
+  if (mode === 'fallback') {
+    ctx.Worker = function Worker(url) {
+      return new FakeWorker(url, stats);
+    };
+  }
+  runFile(ctx, path.join(staticDir, 'js', 'sealcrypto.js'));
+  const SC = ctx.SealCrypto;
+  SC.setFallbackUrls(URLS);
+  return { ctx, SC, stats };
+}
+
+// Promise wrappers around the callback API; `after` holds arguments that follow the callback.
+function call(SC, name, ...args) {
+  return callThen(SC, name, args, []);
+}
+
+function callThen(SC, name, before, after) {
+  return new Promise((resolve, reject) => {
+    SC[name](...before, (err, value) => (err ? reject(err) : resolve(value)), ...after);
+  });
+}
+
+function detect(SC) {
+  return new Promise((resolve) => SC.detect(resolve));
+}
+
+const hex = (bytes) => Buffer.from(Array.from(bytes)).toString('hex');
+const fromB64u = (s) => Buffer.from(s, 'base64url');
+const toB64u = (buf) => Buffer.from(buf).toString('base64url');
+const sha256hex = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
+
+module.exports = {
+  repoRoot, staticDir, VENDOR_FILE, URLS, makeBrowser, runFile, call, callThen, detect, hex, fromB64u, toB64u, sha256hex,
+};
