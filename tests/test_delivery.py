@@ -1,0 +1,191 @@
+"""Delivery across both transports: once, in order, through drops, pauses and vanishings."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from chat.client.http import HttpApi
+from chat.config import Rate, Settings
+
+from .conftest import FAST_ITER, next_address
+from .test_core_flow import next_of
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(host="127.0.0.1", port=0, presence_timeout=4.0, poll_timeout=2.0, ping_interval=1.0,
+                    frame_rate=Rate(100_000, 1), buffer_events=5000)
+
+
+async def health(server_url: str) -> dict:
+    return json.loads((await AsyncHTTPClient().fetch(server_url + "/healthz")).body)
+
+
+async def wait_health(server_url: str, check, timeout: float = 10.0) -> dict:
+    """Poll /healthz until `check` holds; returns the last reading either way."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        h = await health(server_url)
+        if check(h) or loop.time() > deadline:
+            return h
+        await asyncio.sleep(0.05)
+
+
+async def collect_texts(client, count: int, timeout: float = 30.0, others: list | None = None) -> list:
+    """Texts until `count` arrived (other events go to `others`); fails on a duplicate or a gap."""
+    got, ids = [], set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(got) < count:
+        ev = await client.next_event(max(0.01, deadline - loop.time()))
+        if ev["type"] == "text":
+            assert ev["id"] not in ids, f"duplicate delivery to {client.user}: {ev['text']}"
+            ids.add(ev["id"])
+            got.append(ev)
+        elif others is not None:
+            others.append(ev)
+        assert ev["type"] != "gap", f"{client.user} missed events: {ev}"
+    return got
+
+
+def assert_in_send_order(texts: list, senders: dict) -> None:
+    by_sender = defaultdict(list)
+    for ev in texts:
+        who, n = ev["text"].split(":")
+        assert who == ev["from"]
+        by_sender[who].append(int(n))
+    for who, count in senders.items():
+        assert by_sender[who] == list(range(count)), f"messages from {who} lost or out of order"
+
+
+async def room_of(make_client, name: str, transports: dict) -> list:
+    clients = []
+    for i, (user, transport) in enumerate(transports.items()):
+        c = make_client(name, user, "pw", transport=transport)
+        await (c.create(iterations=FAST_ITER) if i == 0 else c.join())
+        clients.append(c)
+    for c in clients:
+        c.members  # noqa: B018 - joined; presence events are drained by collect_texts
+    return clients
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_thousand_messages_across_ws_and_poll_exactly_once_in_order(make_client, server_url):
+    clients = await room_of(make_client, "Mixed", {"alice": "ws", "bob": "poll", "carol": "ws", "dave": "poll"})
+    per_sender = 250
+    h = await wait_health(server_url, lambda h: h["transports"]["poll"] == 2)
+    assert h["transports"] == {"ws": 2, "poll": 2, "detached": 0}
+
+    async def send_all(c):
+        for i in range(per_sender):
+            await c.send_text(f"{c.user}:{i}")
+
+    receivers = [asyncio.ensure_future(collect_texts(c, per_sender * len(clients), 90)) for c in clients]
+    await asyncio.gather(*(send_all(c) for c in clients))
+    results = await asyncio.gather(*receivers)
+    senders = {c.user: per_sender for c in clients}
+    for texts in results:
+        assert len(texts) == 1000
+        assert_in_send_order(texts, senders)
+    orders = [[ev["seq"] for ev in texts] for texts in results]
+    assert all(order == orders[0] for order in orders), "members saw different orders"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_websocket_drop_mid_stream_loses_and_duplicates_nothing(make_client):
+    alice, bob = await room_of(make_client, "Flaky", {"alice": "ws", "bob": "ws"})
+    others: list = []
+    receiver = asyncio.ensure_future(collect_texts(bob, 300, 45, others))
+    for i in range(300):
+        await alice.send_text(f"alice:{i}")
+        if i == 100:
+            bob.transport.drop()  # receiver's connection dies mid-stream
+        if i == 200:
+            alice.transport.drop()  # and then the sender's
+        if i % 25 == 0:
+            await asyncio.sleep(0.02)
+    texts = await receiver
+    assert_in_send_order(texts, {"alice": 300})
+    states = [ev["state"] for ev in others if ev["type"] == "transport"]
+    assert states[:2] == ["reconnecting", "connected"], "the drop did not happen mid-stream"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_poll_client_missing_polls_resumes_without_loss(make_client):
+    alice, carol = await room_of(make_client, "Sleepy", {"alice": "ws", "carol": "poll"})
+    await next_of(carol, "members")
+    carol.transport.pause(3.0)  # shorter than the presence timeout (4 s)
+    for i in range(150):
+        await alice.send_text(f"alice:{i}")
+    await asyncio.sleep(0.5)
+    for i in range(150, 200):
+        await alice.send_text(f"alice:{i}")
+    texts = await collect_texts(carol, 200, 30)
+    assert_in_send_order(texts, {"alice": 200})
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_gap_beyond_the_window_is_reported(make_client, table):
+    table._buffer = table._buffer.__class__(seconds=60, events=20, bytes=10**7)
+    alice, carol = await room_of(make_client, "Window", {"alice": "ws", "carol": "poll"})
+    await next_of(carol, "members")
+    carol.transport.pause(2.5)
+    await asyncio.sleep(0.3)
+    for i in range(100):
+        await alice.send_text(f"alice:{i}")
+    gap = await next_of(carol, "gap", timeout=15)
+    assert gap["to_seq"] >= gap["from_seq"] > 0
+    rest = [await next_of(carol, "text") for _ in range(20)]  # the buffer holds the last 20 events
+    assert [int(ev["text"].split(":")[1]) for ev in rest] == list(range(80, 100))
+    assert rest[0]["seq"] == gap["to_seq"] + 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_vanished_members_are_removed_and_the_last_one_tears_down(make_client, server_url):
+    alice, bob, carol = await room_of(make_client, "Ghosts", {"alice": "ws", "bob": "ws", "carol": "poll"})
+    await next_of(carol, "members")
+    bob.transport._closing = True
+    bob.transport.drop()  # tab killed: no leave frame, the TCP connection just ends
+    left = await next_of(alice, "left", timeout=10)
+    assert left == {**left, "user": "bob", "reason": "timeout"}
+    await carol.transport.close()  # stops polling, never says goodbye
+    left = await next_of(alice, "left", timeout=10)
+    assert left["user"] == "carol" and left["reason"] == "timeout"
+    await alice.leave()
+    assert (await health(server_url))["rooms"] == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_last_member_vanishing_tears_the_room_down(make_client, server_url):
+    (alice,) = await room_of(make_client, "Alone", {"alice": "poll"})
+    await alice.transport.close()
+    assert await wait_health(server_url, lambda h: h["rooms"] == 0) == {"status": "ok", "rooms": 0, "sessions": 0,
+                                        "transports": {"ws": 0, "poll": 0, "detached": 0}, "waiting_polls": 0}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_disconnecting_polls_leave_no_waiters(make_client, server_url):
+    (alice,) = await room_of(make_client, "Waiters", {"alice": "ws"})
+    api = HttpApi(server_url, source_address=next_address())
+    bob = make_client("waiters", "bob", "pw", transport="poll", source_address=api.source_address)
+    await bob.join()
+    await bob.transport.close()
+    api.cookies, api.token = bob.api.cookies, bob.api.token
+    aborted = [asyncio.ensure_future(api.call("/api/poll/events", "POST", {"cursor": bob.cursor}, timeout=0.3)) for _ in range(5)]
+    waiting = []
+    for _ in range(20):
+        waiting.append((await health(server_url))["waiting_polls"])
+        if waiting[-1]:
+            break
+        await asyncio.sleep(0.02)
+    results = await asyncio.gather(*aborted, return_exceptions=True)
+    assert all(isinstance(r, HTTPClientError) and r.code == 599 for r in results)
+    assert max(waiting) > 0
+    await asyncio.sleep(0.3)
+    h = await health(server_url)
+    assert h["waiting_polls"] == 0 and h["sessions"] == 2  # freed at once, long before the 2 s poll timeout
