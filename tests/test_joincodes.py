@@ -1,0 +1,90 @@
+"""Rooms that need a TOTP join code besides the password."""
+from __future__ import annotations
+
+import time
+
+import pyotp
+import pytest
+
+from chat.client.errors import ServerRefused
+from chat.client.http import HttpApi
+from chat.config import Rate
+from chat.joincodes import JoinCode
+from chat.ratelimit import Throttle
+
+from .conftest import FAST_ITER
+
+
+def wrong_code(totp: pyotp.TOTP) -> str:
+    """A six-digit code that no step the server accepts right now produces."""
+    now = time.time()
+    valid = {totp.at(now + d) for d in (-60, -30, 0, 30, 60)}
+    return next(c for c in (f"{d}" * 6 for d in range(10)) if c not in valid)
+
+
+async def refused_code(coro) -> str:
+    with pytest.raises(ServerRefused) as info:
+        await coro
+    return info.value.code
+
+
+def test_adjacent_steps_are_accepted_and_older_ones_not():
+    jc = JoinCode()
+    totp = pyotp.parse_uri(jc.uri("Lobby"))
+    now = time.time()
+    assert jc.verify(totp.at(now), now)
+    assert jc.verify(totp.at(now - 30), now) and jc.verify(totp.at(now + 30), now)
+    assert not jc.verify(totp.at(now - 90), now)
+    for junk in ("", "12345", "1234567", "abcdef", None, 123456):
+        assert not jc.verify(junk, now)
+    assert jc.current(now)["code"] == totp.at(now) and 0 < jc.current(now)["expires_in"] <= 30
+
+
+@pytest.mark.gen_test
+async def test_join_code_room_admits_only_current_code(make_client, table):
+    alice = make_client("Wall Tablet", "alice", "pw")
+    info = await alice.create(iterations=FAST_ITER, require_join_code=True)
+    uri = info["join_code_info"]["uri"]
+    assert uri.startswith("otpauth://totp/") and "issuer=Sealchat" in uri
+    totp = pyotp.parse_uri(uri)
+    assert info["join_code_info"]["code"] == totp.now()
+    assert (await alice.api.join_code())["code"] == totp.now()  # members may read it
+    assert (await alice.api.lookup("wall tablet"))["join_code"] is True
+    assert await refused_code(make_client("wall tablet", "bob", "pw").join()) == "join_code_required"
+    assert await refused_code(make_client("wall tablet", "bob", "pw").join(wrong_code(totp))) == "wrong_join_code"
+    old = totp.at(time.time() - 120)
+    if old != totp.now():
+        assert await refused_code(make_client("wall tablet", "bob", "pw").join(old)) == "wrong_join_code"
+    assert await refused_code(make_client("wall tablet", "bob", "bad pw").join(totp.now())) == "wrong_password"
+    bob = make_client("wall tablet", "bob", "pw")
+    assert (await bob.join(totp.now()))["members"] == ["alice", "bob"]
+    secret_room = table.rooms["wall tablet"]
+    await bob.leave()
+    await alice.leave()
+    assert "wall tablet" not in table.rooms and secret_room.join_code is None  # secret dropped at teardown
+    carol = make_client("Wall Tablet", "carol", "pw")
+    info = await carol.create(iterations=FAST_ITER)
+    assert "join_code_info" not in info and info["join_code"] is False
+
+
+@pytest.mark.gen_test
+async def test_wrong_codes_are_throttled_like_wrong_passwords(make_client, table):
+    table.join_failures_by_address = Throttle(Rate(2, 600), "failed joins from your address")
+    alice = make_client("Kiosk", "alice", "pw")
+    await alice.create(iterations=FAST_ITER, require_join_code=True)
+    bob = make_client("kiosk", "bob", "pw")
+    totp = pyotp.parse_uri((await alice.api.join_code())["uri"])
+    for _ in range(2):
+        assert await refused_code(bob.join(wrong_code(totp))) == "wrong_join_code"
+    with pytest.raises(ServerRefused) as info:
+        await bob.join((await alice.api.join_code())["code"])
+    assert info.value.code == "rate_limited" and info.value.retry_after > 0
+
+
+@pytest.mark.gen_test
+async def test_join_code_is_for_members_only(make_client, server_url):
+    alice = make_client("Plain", "alice", "pw")
+    await alice.create(iterations=FAST_ITER)
+    assert await refused_code(alice.api.join_code()) == "not_found"
+    outsider = HttpApi(server_url)
+    assert await refused_code(outsider.join_code()) == "token_invalid"
