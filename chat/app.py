@@ -16,6 +16,7 @@ import tornado.netutil
 import tornado.web
 
 from .config import Settings, parse_args
+from . import tls
 from .rooms import RoomTable
 
 log = logging.getLogger("sealchat")
@@ -56,12 +57,16 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
 
 
 def ssl_context(settings: Settings) -> Optional[ssl.SSLContext]:
+    """TLS from --certfile/--keyfile, or from the --self-signed certificate (made or reused)."""
+    if settings.self_signed:
+        cert = tls.ensure_self_signed(settings.self_signed)
+        print(f"Self-signed certificate {cert.certfile} ({'new' if cert.created else 'reused'}) for "
+              f"{', '.join(n.split(':', 1)[1] for n in cert.names)}", flush=True)
+        print(f"Certificate SHA-256 fingerprint: {cert.fingerprint}", flush=True)
+        return tls.server_context(cert.certfile, cert.keyfile)
     if not settings.certfile:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(settings.certfile, settings.keyfile)
-    return ctx
+    return tls.server_context(settings.certfile, settings.keyfile or "")
 
 
 def serve(settings: Settings) -> tornado.httpserver.HTTPServer:

@@ -12,6 +12,8 @@ from chat.app import make_app
 from chat.client.room import RoomClient
 from chat.config import Settings
 
+pytest_plugins = ["tests.loghygiene"]
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FAST_ITER = 100_000
