@@ -16,7 +16,9 @@ from chat.rooms import Session
 from .base import SealchatMixin, same_origin
 
 HELLO_TIMEOUT = 10.0
-CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_ENDED, CLOSE_ORIGIN = 4000, 4001, 4002, 4003
+# A reader this far behind is cut off; it reconnects and resumes from its cursor (or sees a gap).
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_TOO_SLOW = 4000, 4001, 4008
 
 
 class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
@@ -56,7 +58,10 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         try:
             self.write_message(raw)
         except tornado.websocket.WebSocketClosedError:
-            pass
+            return
+        stream = self.ws_connection.stream if self.ws_connection else None
+        if stream is not None and stream._total_write_index - stream._total_write_done_index > MAX_PENDING_BYTES:
+            self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
 
     def end(self, code: int, reason: str) -> None:
         self.close(code, reason)

@@ -6,7 +6,8 @@ import json
 from collections import defaultdict
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from chat.client.http import HttpApi
 from chat.config import Rate, Settings
@@ -189,3 +190,19 @@ async def test_disconnecting_polls_leave_no_waiters(make_client, server_url):
     await asyncio.sleep(0.3)
     h = await health(server_url)
     assert h["waiting_polls"] == 0 and h["sessions"] == 2  # freed at once, long before the 2 s poll timeout
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_reader_that_stops_reading_is_cut_off_not_buffered_forever(make_client, server_url, table):
+    table.bytes = table.bytes.__class__(Rate(10**9, 1), "bytes")
+    alice, bob = await room_of(make_client, "Slow", {"alice": "ws", "bob": "ws"})
+    stalled = await websocket_connect(HTTPRequest(bob.api.ws_url, network_interface=bob.api.source_address))
+    await stalled.write_message(json.dumps({"type": "hello", "token": bob.api.token, "cursor": bob.cursor}))
+    big = {"type": "chunk", "file": "A" * 22, "n": 1, "i": 0, "c": "A" * 340_000}
+    for _ in range(150):  # ~50 MB offered to a reader that never reads
+        await alice.transport.send(big)
+    await asyncio.sleep(0.5)
+    while (msg := await stalled.read_message()) is not None:
+        pass
+    assert stalled.close_code == 4008
+    assert (await health(server_url))["sessions"] == 2  # still a member: it may reconnect and resume
