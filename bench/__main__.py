@@ -1,0 +1,78 @@
+"""python -m bench: run scenarios against the bare baseline and Sealchat, print table and JSON."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import tornado
+
+from .load import run_scenario, stderr_progress
+from .report import machine, table, verdict_lines, verdicts
+from .scenarios import FULL, select
+from .servers import raise_nofile
+
+
+def build_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {s.name:<8} {s.title}" for s in FULL.values())
+    p = argparse.ArgumentParser(
+        prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Load-test Sealchat and a bare Tornado broadcast server with the same generator.\n"
+                    "Every server is started fresh per scenario on 127.0.0.1.",
+        epilog="scenarios:\n" + lines)
+    p.add_argument("--scenario", "-s", action="append", default=None,
+                   help="scenario to run (repeatable), or 'all' (the default)")
+    p.add_argument("--server", choices=["both", "sealchat", "baseline"], default="both",
+                   help="which servers to measure")
+    p.add_argument("--quick", action="store_true", help="tiny loads for seconds: a smoke test, not a measurement")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+async def run_all(names: List[str], servers: List[str], quick: bool, quiet: bool) -> Dict[str, Any]:
+    """Run each scenario against each server; returns the whole report as a dict."""
+    scenarios = select(names, quick)
+    progress = (lambda line: None) if quiet else stderr_progress
+    results: List[Dict[str, Any]] = []
+    started = time.time()
+    info = machine()
+    for sc in scenarios:
+        for kind in servers:
+            results.append(await run_scenario(sc, kind, progress))
+            if not quiet and sys.stderr.isatty():
+                sys.stderr.write("\n")
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "duration_s": round(time.time() - started, 1), "quick": quick, "machine": info,
+            "tornado": tornado.version, "scenarios": [sc.__dict__ for sc in scenarios], "results": results,
+            "targets": verdicts(scenarios, results)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    raise_nofile()
+    names = args.scenario or ["all"]
+    servers = ["baseline", "sealchat"] if args.server == "both" else [args.server]
+    try:
+        report = asyncio.run(run_all(names, servers, args.quick, args.quiet))
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print(table(report["results"]))
+    print()
+    print("targets:")
+    print(verdict_lines(report["targets"]))
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    elif args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""The load generator: sessions in rooms, offered traffic at a set rate, deliveries counted.
+
+Every delivery is counted per (receiver, item) so loss and duplicates are exact. An item is a
+message or a file chunk; its monotonic send time is kept by the sender (and, for text, also
+sealed inside the plaintext) and the latency is taken at receipt in the same process.
+One receiver per room also decrypts and checks everything it gets, so the envelopes stay real.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from chat.client import crypto
+
+from .scenarios import Scenario
+from .servers import ServerProcess
+from .targets import HOST, Target, make_target
+from .wire import HttpConn, WsClient
+
+now = time.monotonic
+
+
+@dataclass
+class Item:
+    """One thing sent to a room: a message (kind 'msg') or a file chunk (kind 'chunk')."""
+
+    index: int
+    room: "RoomState"
+    t_send: float
+    check: Any
+    image: Optional["Image"] = None
+
+
+@dataclass
+class Image:
+    t_start: float
+    remaining: int
+    t_done: Optional[float] = None
+    done: Optional[asyncio.Future] = None
+
+
+@dataclass
+class RoomState:
+    index: int
+    name: str
+    keys: crypto.RoomKeys
+    members: List["Member"] = field(default_factory=list)
+    items: List[int] = field(default_factory=list)
+
+
+class Member:
+    """One session: its transport, cursor and what it has received."""
+
+    __slots__ = ("run", "room", "name", "index", "verifier", "token", "cursor", "ws", "http", "send_http",
+                 "ready", "got", "fkeys")
+
+    def __init__(self, run: "Run", room: RoomState, name: str, index: int) -> None:
+        self.run, self.room, self.name, self.index = run, room, name, index
+        self.verifier = index == 0
+        self.token = ""
+        self.cursor = 0
+        self.ws: Optional[WsClient] = None
+        self.http: Optional[HttpConn] = None
+        self.send_http: Optional[HttpConn] = None
+        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.got: Dict[int, int] = {}
+        self.fkeys: Dict[str, bytes] = {}
+
+    # --- receiving ----------------------------------------------------------------------
+    def on_ws(self, data: bytes, t: float) -> None:
+        self.handle(json.loads(data), t)
+
+    def handle(self, ev: Dict[str, Any], t: float) -> None:
+        run = self.run
+        kind = ev.get("type")
+        if kind == "msg":
+            item = run.by_key.get(ev["env"]["n"])
+        elif kind == "chunk":
+            item = run.by_key.get(ev["file"] + "/" + str(ev["i"]))
+        elif kind == "welcome":
+            if not self.ready.done():
+                self.ready.set_result(None)
+            return
+        elif kind == "error" or kind == "gap":
+            run.errors.append(f"{self.name}: {ev}")
+            return
+        else:
+            return
+        if item is None:
+            run.unknown += 1
+            return
+        k = item.index
+        seen = self.got.get(k, 0)
+        self.got[k] = seen + 1
+        if seen:
+            run.duplicated += 1
+            return
+        run.delivered += 1
+        run.t_last = t
+        run.latencies.append(t - item.t_send)
+        if item.image is not None:
+            img = item.image
+            img.remaining -= 1
+            if img.remaining == 0:
+                img.t_done = t
+                if img.done is not None and not img.done.done():
+                    img.done.set_result(None)
+        if self.verifier:
+            self.verify(ev, item)
+        if run.delivered >= run.expected and run.drained is not None and not run.drained.done():
+            run.drained.set_result(None)
+
+    def verify(self, ev: Dict[str, Any], item: Item) -> None:
+        keys = self.room.keys
+        try:
+            if ev["type"] == "msg":
+                opened = crypto.open_envelope(keys, ev["env"], ev["from"])
+                if opened.header["type"] == "text":
+                    ok = json.loads(opened.plaintext)["k"] == item.check
+                else:
+                    ok = opened.plaintext == item.check
+            else:
+                fid = ev["file"]
+                fkey = self.fkeys.get(fid)
+                if fkey is None:
+                    fkey = self.fkeys[fid] = crypto.file_key(keys, crypto.unb64u(fid))
+                part = crypto.decrypt_chunk(fkey, crypto.unb64u(fid), ev["i"], ev["n"], crypto.unb64u(ev["c"]))
+                ok = hashlib.sha256(part).digest() == item.check
+        except (crypto.ProtocolError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            self.run.verify_failures += 1
+        else:
+            self.run.verified += 1
+
+    # --- sending ------------------------------------------------------------------------
+    def send_frame(self, frame: bytes) -> None:
+        if self.ws is not None:
+            self.ws.send(frame)
+        else:
+            asyncio.ensure_future(self._post(frame))
+
+    async def _post(self, frame: bytes) -> None:
+        path, headers = self.run.target.send_request(self.room.name, self.name, self.token)
+        if self.send_http is None:
+            self.send_http = HttpConn(HOST, self.run.target.port)
+        try:
+            status, _, body = await self.send_http.request("POST", path, frame, headers)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            self.run.errors.append(f"{self.name}: send failed: {exc!r}")
+            return
+        if status != 200:
+            self.run.errors.append(f"{self.name}: send HTTP {status} {body[:200]!r}")
+
+    async def poll_forever(self) -> None:
+        assert self.http is not None
+        target = self.run.target
+        while not self.run.stopping:
+            path, body, headers = target.poll_request(self.room.name, self.cursor, self.token)
+            try:
+                status, _, data = await self.http.request("POST", path, body, headers)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                if self.run.stopping:
+                    return
+                self.run.errors.append(f"{self.name}: poll failed: {exc!r}")
+                await asyncio.sleep(0.2)
+                continue
+            t = now()
+            if status != 200:
+                self.run.errors.append(f"{self.name}: poll HTTP {status} {data[:200]!r}")
+                await asyncio.sleep(0.2)
+                continue
+            reply = json.loads(data)
+            for ev in reply["events"]:
+                self.handle(ev, t)
+            self.cursor = max(self.cursor, reply["cursor"])
+
+    def close(self) -> None:
+        for conn in (self.ws, self.http, self.send_http):
+            if conn is not None:
+                conn.close()
+
+
+class Run:
+    """One scenario against one server: set up, offer traffic, drain, measure."""
+
+    def __init__(self, scenario: Scenario, server: ServerProcess, progress: Callable[[str], None]) -> None:
+        self.sc = scenario
+        self.server = server
+        self.target: Target = make_target(server.kind, server.port)
+        self.progress = progress
+        self.rooms: List[RoomState] = []
+        self.members: List[Member] = []
+        self.by_key: Dict[str, Item] = {}
+        self.items: List[Item] = []
+        self.latencies: List[float] = []
+        self.images: List[Image] = []
+        self.errors: List[str] = []
+        self.delivered = self.duplicated = self.unknown = self.expected = 0
+        self.verified = self.verify_failures = 0
+        self.t_first: Optional[float] = None
+        self.t_last: Optional[float] = None
+        self.drained: Optional[asyncio.Future] = None
+        self.stopping = False
+        self.phase = "start"
+        self._seq = 0
+        self._setup_done = 0
+        self.sent = 0
+
+    # --- setting up ---------------------------------------------------------------------
+    async def setup(self) -> None:
+        sc = self.sc
+        await self.target.prepare()
+        tag = os.urandom(3).hex()
+        for r in range(sc.rooms):
+            name = f"bench-{tag}-{r}"
+            room = RoomState(r, name, self.target.keys(name))
+            room.members = [Member(self, room, f"u{i}", i) for i in range(sc.members)]
+            self.rooms.append(room)
+            self.members.extend(room.members)
+        pool: asyncio.Queue = asyncio.Queue()
+        for _ in range(min(16, len(self.members))):
+            pool.put_nowait(HttpConn(HOST, self.target.port))
+        gate = asyncio.Semaphore(64)
+
+        async def enter(m: Member, creator_done: Optional[asyncio.Future]) -> None:
+            async with gate:
+                if creator_done is not None:
+                    await creator_done
+                http = await pool.get()
+                try:
+                    m.token, m.cursor = await self.target.enter(http, m.room.name, m.name, m.index == 0)
+                finally:
+                    pool.put_nowait(http)
+                await self.connect(m)
+                self._setup_done += 1
+
+        tasks = []
+        for room in self.rooms:
+            first = asyncio.ensure_future(enter(room.members[0], None))
+            tasks.append(first)
+            tasks.extend(asyncio.ensure_future(enter(m, first)) for m in room.members[1:])
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            while not pool.empty():
+                pool.get_nowait().close()
+
+    async def connect(self, m: Member) -> None:
+        if self.sc.transport == "ws":
+            m.ws = await WsClient.connect(HOST, self.target.port, self.target.ws_path(m.room.name, m.name), m.on_ws)
+            hello = self.target.hello(m.token, m.cursor)
+            if hello is not None:
+                m.ws.send_json(hello)
+            await asyncio.wait_for(m.ready, 30)
+        else:
+            m.http = HttpConn(HOST, self.target.port)
+            m.ready.set_result(None)
+            asyncio.ensure_future(m.poll_forever())
+
+    # --- traffic ------------------------------------------------------------------------
+    def _item(self, room: RoomState, key: str, t: float, check: Any, image: Optional[Image] = None) -> Item:
+        item = Item(len(self.items), room, t, check, image)
+        self.items.append(item)
+        self.by_key[key] = item
+        room.items.append(item.index)
+        self.expected += len(room.members)
+        if self.t_first is None:
+            self.t_first = t
+        return item
+
+    def send_text(self, sender: Member) -> None:
+        room = self.rooms[sender.room.index]
+        k = len(self.items)
+        t = now()
+        pad = max(0, self.sc.text_bytes - 40)
+        plain = json.dumps({"k": k, "t": t, "pad": "x" * pad}).encode()
+        env = crypto.seal(room.keys, sender.name, "text", plain)
+        self._item(room, env["n"], t, k)
+        sender.send_frame(json.dumps({"type": "msg", "env": env}, separators=(",", ":")).encode())
+
+    def send_image(self, sender: Member, data: bytes) -> Image:
+        """Send a file as the client does: an encrypted 'file' envelope, then its chunks."""
+        room = sender.room
+        keys = room.keys
+        file_id = os.urandom(16)
+        fid = crypto.b64u(file_id)
+        n = crypto.chunk_count(len(data))
+        t = now()
+        image = Image(t, len(room.members) * (n + 1), done=asyncio.get_running_loop().create_future())
+        self.images.append(image)
+        meta = json.dumps({"file_id": fid, "name": "bench.jpg", "mime": "image/jpeg", "size": len(data),
+                           "chunks": n}).encode()
+        env = crypto.seal(keys, sender.name, "file", meta)
+        frames = [json.dumps({"type": "msg", "env": env}, separators=(",", ":")).encode()]
+        self._item(room, env["n"], t, meta, image)
+        fkey = crypto.file_key(keys, file_id)
+        for i, c in enumerate(crypto.encrypt_chunks(fkey, file_id, data)):
+            part = data[i * crypto.CHUNK_BYTES:(i + 1) * crypto.CHUNK_BYTES]
+            self._item(room, f"{fid}/{i}", t, hashlib.sha256(part).digest(), image)
+            frames.append(json.dumps({"type": "chunk", "file": fid, "i": i, "n": n, "c": crypto.b64u(c)},
+                                     separators=(",", ":")).encode())
+        for frame in frames:
+            sender.send_frame(frame)
+        return image
+
+    async def offer_text(self, rate: float, duration: float) -> None:
+        """Send `rate` messages per second for `duration`, rooms in turn, senders in turn per room."""
+        total = max(1, int(rate * duration))
+        nrooms = len(self.rooms)
+        t0 = now()
+        k = 0
+        while k < total:
+            due = t0 + k / rate
+            delay = due - now()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            # Send everything that is due now, so a late wake-up does not lower the offered rate.
+            t = now()
+            while k < total and t0 + k / rate <= t + 0.0005:
+                room = self.rooms[k % nrooms]
+                self.send_text(room.members[(k // nrooms) % len(room.members)])
+                k += 1
+            self.sent = k
+
+    async def drain(self, timeout: float) -> None:
+        self.drained = asyncio.get_running_loop().create_future()
+        if self.delivered >= self.expected:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.drained), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # --- measuring ----------------------------------------------------------------------
+    def lost(self) -> int:
+        missing = 0
+        for room in self.rooms:
+            for m in room.members:
+                got = m.got
+                missing += sum(1 for k in room.items if k not in got)
+        return missing
+
+    def close(self) -> None:
+        self.stopping = True
+        for m in self.members:
+            m.close()
+
+
+def percentile(sorted_values: List[float], q: float) -> Optional[float]:
+    if not sorted_values:
+        return None
+    i = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[i]
+
+
+def gen_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def run_scenario(sc: Scenario, kind: str, progress: Callable[[str], None]) -> Dict[str, Any]:
+    """Start a fresh server of `kind`, run `sc` against it and return the measured figures."""
+    server = ServerProcess(kind).start()
+    run = Run(sc, server, progress)
+    result: Dict[str, Any] = {"scenario": sc.name, "server": kind, "transport": sc.transport,
+                              "rooms": sc.rooms, "members_per_room": sc.members,
+                              "sessions": sc.rooms * sc.members}
+    g0 = gen_cpu()
+    ticker = asyncio.ensure_future(_progress(run, kind, progress))
+    try:
+        await asyncio.sleep(0.3)
+        u0 = server.usage()
+        t_setup = now()
+        run.phase = "setup"
+        await run.setup()
+        await asyncio.sleep(sc.settle)
+        u1 = server.usage()
+        result["setup_s"] = round(now() - t_setup, 2)
+        run.phase = "traffic"
+        t_traffic = now()
+        if sc.image_bytes:
+            data = os.urandom(sc.image_bytes)
+            completes = []
+            room = run.rooms[0]
+            for i in range(sc.images):
+                image = run.send_image(room.members[i % len(room.members)], data)
+                try:
+                    await asyncio.wait_for(asyncio.shield(image.done), sc.drain_timeout)  # type: ignore[arg-type]
+                except asyncio.TimeoutError:
+                    pass
+                completes.append(None if image.t_done is None else image.t_done - image.t_start)
+                await asyncio.sleep(0.5)
+            result["image_bytes"] = sc.image_bytes
+            result["images"] = sc.images
+            result["complete_s"] = [None if c is None else round(c, 3) for c in completes]
+            result["complete_max_s"] = (None if not completes or None in completes
+                                        else round(max(c for c in completes if c is not None), 3))
+        else:
+            if sc.idle_hold:
+                run.phase = "idle"
+                await asyncio.sleep(sc.idle_hold)
+                u1 = server.usage()
+                run.phase = "traffic"
+            await run.offer_text(sc.rate, sc.duration)
+        t_sent = now()
+        run.phase = "drain"
+        await run.drain(sc.drain_timeout)
+        u2 = server.usage()
+        t_end = now()
+        lat = sorted(run.latencies)
+        span = (run.t_last - run.t_first) if run.t_first is not None and run.t_last is not None else 0.0
+        result.update({
+            "offered_msgs_per_s": sc.rate if not sc.image_bytes else None,
+            "items_sent": len(run.items),
+            "send_s": round(t_sent - t_traffic, 2),
+            "expected_deliveries": run.expected,
+            "deliveries": run.delivered,
+            "deliveries_per_s": round(run.delivered / span, 1) if span > 0 else None,
+            "latency_ms": {q: (None if percentile(lat, v) is None else round(1000 * percentile(lat, v), 2))
+                           for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+            "lost": run.lost(),
+            "duplicated": run.duplicated,
+            "unknown": run.unknown,
+            "verified": run.verified,
+            "verify_failures": run.verify_failures,
+            "errors": len(run.errors),
+            "error_samples": run.errors[:5],
+            "server_cpu_s": round(u2.cpu_s - u1.cpu_s, 2),
+            "server_cpu_util": round((u2.cpu_s - u1.cpu_s) / max(1e-9, t_end - t_traffic), 3),
+            "setup_cpu_s": round(u1.cpu_s - u0.cpu_s, 2),
+            "rss_start_kb": u0.rss_kb,
+            "rss_loaded_kb": u1.rss_kb,
+            "rss_end_kb": u2.rss_kb,
+            "rss_peak_kb": u2.hwm_kb,
+            "rss_per_session_kb": round((u1.rss_kb - u0.rss_kb) / max(1, sc.rooms * sc.members), 2),
+            "generator_cpu_s": round(gen_cpu() - g0, 2),
+        })
+    finally:
+        ticker.cancel()
+        run.stopping = True
+        server.stop()
+        run.close()
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def _progress(run: Run, kind: str, out: Callable[[str], None]) -> None:
+    t0 = now()
+    while True:
+        await asyncio.sleep(1.0)
+        sessions = len(run.members)
+        out(f"[{run.sc.name} / {kind}] {now() - t0:5.1f}s {run.phase:<7} sessions {run._setup_done}/{sessions}"
+            f"  items {len(run.items)}  delivered {run.delivered}/{run.expected}"
+            + (f"  errors {len(run.errors)}" if run.errors else ""))
+
+
+def stderr_progress(line: str) -> None:
+    stream = sys.stderr
+    if stream.isatty():
+        stream.write("\r\033[K" + line)
+    else:
+        stream.write(line + "\n")
+    stream.flush()
