@@ -183,6 +183,8 @@ def validate(s: Settings) -> Settings:
         raise ValueError("--max-frame-bytes must be at least 409600 to carry one 256 KiB file chunk")
     if s.max_text_bytes > s.max_frame_bytes:
         raise ValueError("--max-text-bytes cannot exceed --max-frame-bytes")
+    if s.ping_interval >= s.presence_timeout:
+        raise ValueError("--ping-interval must be shorter than --presence-timeout")
     if s.poll_timeout >= s.presence_timeout:
         raise ValueError("--poll-timeout must be shorter than --presence-timeout")
     return s

@@ -248,14 +248,11 @@ class RoomTable:
             yield from list(room.members.values())
 
     def sweep(self) -> None:
-        """Remove members whose connection is gone past the presence timeout; trim buffers."""
+        """Remove members not heard from (frame, pong or poll) within the presence timeout; trim buffers."""
         now = self.clock()
         limit = self.settings.presence_timeout
         for session in list(self.sessions()):
-            room = self.rooms.get(session.room_id)
-            if room is None or room.hub.connection(session.session_id) is not None or session.polls:
-                continue
-            if now - session.last_seen > limit:
+            if not session.polls and now - session.last_seen > limit:
                 self.leave(session, "timeout")
         for room in self.rooms.values():
             room.hub.trim(now)

@@ -33,9 +33,15 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
 
     async def get(self, *args: str, **kwargs: str) -> None:
         try:
+            origin = self.request.headers.get("Origin")
+            if origin is not None and not self.check_origin(origin):  # check_origin logs it
+                raise ChatError("forbidden_origin", "WebSocket connections from other sites are not accepted.")
+            if self.request.headers.get("Upgrade", "").lower() != "websocket":
+                raise ChatError("bad_frame", "This address accepts WebSocket connections only.")
             self.rooms.connections.take(self.client_address)
         except ChatError as exc:
-            self.security_event(exc.code)
+            if exc.code == "rate_limited":
+                self.security_event(exc.code)
             self.set_status(exc.status)
             if exc.retry_after is not None:
                 self.set_header("Retry-After", str(exc.retry_after))
@@ -66,7 +72,13 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
     def end(self, code: int, reason: str) -> None:
         self.close(code, reason)
 
+    def on_pong(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.last_seen = self.rooms.clock()
+
     def on_message(self, message: str | bytes) -> None:
+        if self.session is not None:
+            self.session.last_seen = self.rooms.clock()
         try:
             frame = parse_frame(message, FrameLimits.from_settings(self.config))
             if self.session is None:
@@ -96,6 +108,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             raise ChatError("bad_cursor", f"Cursor {fields['cursor']} is ahead of the room ({hub.seq}).")
         self.session = session
         session.transport = "ws"
+        session.last_seen = self.rooms.clock()
         self.send(self.rooms.welcome(session))
         gap, events = hub.since(max(fields["cursor"], session.floor))
         if gap is not None:

@@ -206,3 +206,21 @@ async def test_a_reader_that_stops_reading_is_cut_off_not_buffered_forever(make_
         pass
     assert stalled.close_code == 4008
     assert (await health(server_url))["sessions"] == 2  # still a member: it may reconnect and resume
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_websocket_that_stops_answering_pings_is_removed(make_client, server_url):
+    (alice,) = await room_of(make_client, "Frozen", {"alice": "ws"})
+    bob = make_client("frozen", "bob", "pw")
+    await bob.join()
+    await bob.transport.close()
+    frozen = await websocket_connect(HTTPRequest(bob.api.ws_url, network_interface=bob.api.source_address))
+    await frozen.write_message(json.dumps({"type": "hello", "token": bob.api.token, "cursor": bob.cursor}))
+    await alice.send_text("alice:0")
+    await alice.send_text("alice:1")  # the frozen client stops reading here, so it stops answering pings
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    left = await next_of(alice, "left", timeout=15)
+    assert left["user"] == "bob" and left["reason"] == "timeout"
+    assert loop.time() - started < 1.0 + 4.0 + 1.5  # last pong + presence timeout + sweep and slack
+    frozen.close()
