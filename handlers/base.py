@@ -48,6 +48,8 @@ class SealchatMixin:
 
     request: Any
     settings: dict
+    set_header: Any
+    clear_header: Any
 
     @property
     def rooms(self) -> RoomTable:
@@ -65,9 +67,8 @@ class SealchatMixin:
     def security_event(self, reason: str, room: str = "") -> None:
         record(reason, self.client_address, room)
 
-
-class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
+        """Every response, the WebSocket handshake and its refusals included, gets these."""
         h = self.set_header
         h("Content-Security-Policy", content_security_policy(self.request.host or "", self.config.tls))
         h("X-Content-Type-Options", "nosniff")
@@ -82,6 +83,8 @@ class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
             h("Strict-Transport-Security", "max-age=31536000")
         self.clear_header("Server")
 
+
+class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
     def prepare(self) -> None:
         origin = self.request.headers.get("Origin")
         if self.request.method not in ("GET", "HEAD") and origin is not None \

@@ -1,0 +1,251 @@
+"""Security headers on every response, XSRF on every POST, origin checks, and no CORS."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+from typing import Dict, List, Optional
+
+import pytest
+from tornado.httpclient import HTTPRequest, HTTPResponse
+
+from chat.client.http import HttpApi
+
+from .conftest import next_address
+
+SALT = base64.urlsafe_b64encode(b"\x01" * 16).rstrip(b"=").decode()
+WS_UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+              "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
+
+
+def b64u(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def new_auth_key() -> bytes:
+    return os.urandom(32)
+
+
+def verifier(auth_key: bytes) -> str:
+    return b64u(hashlib.sha256(b"sealchat/v1/verifier\0" + auth_key).digest())
+
+
+class Raw(HttpApi):
+    """An HTTP identity that can also send malformed requests and read raw responses."""
+
+    async def fetch(self, path: str, method: str = "GET", body: Optional[bytes] = None,
+                    headers: Optional[Dict[str, str]] = None, xsrf: bool = True, token: bool = True,
+                    timeout: float = 10) -> HTTPResponse:
+        req = self.request(path, method, None, timeout, body)
+        if not xsrf:
+            req.headers.pop("X-XSRFToken", None)
+            req.headers.pop("Cookie", None)
+        if not token:
+            req.headers.pop("Authorization", None)
+        for k, v in (headers or {}).items():
+            req.headers[k] = v
+        if method in ("POST", "PUT", "PATCH") and req.body is None:
+            req.body = b""
+        req.allow_nonstandard_methods = True
+        return await self._http.fetch(req, raise_error=False)
+
+    async def ready(self) -> "Raw":
+        """Pick up the XSRF cookie, as a page load would."""
+        await self.lookup("xsrf-cookie-only")
+        return self
+
+    async def make_room(self, room: str, user: str = "alice", auth_key: Optional[bytes] = None) -> dict:
+        """Create a room without PBKDF2: the verifier is computed from a random auth key."""
+        auth_key = auth_key or new_auth_key()
+        info = await self.create({"room": room, "username": user, "salt": SALT, "kdf": "pbkdf2-sha256",
+                                  "iter": 100000, "verifier": verifier(auth_key)})
+        self.token = info["token"]
+        info["auth_key"] = auth_key
+        return info
+
+    async def join_room(self, room: str, user: str, auth_key: bytes) -> dict:
+        info = await self.join({"room": room, "username": user, "auth_key": b64u(auth_key)})
+        self.token = info["token"]
+        return info
+
+
+@pytest.fixture
+def raw(server_url: str):
+    """Raw(address=None) -> an HTTP identity from its own loopback address."""
+    made: List[Raw] = []
+
+    def factory(address: Optional[str] = None) -> Raw:
+        api = Raw(server_url, address or next_address(), request_timeout=10)
+        made.append(api)
+        return api
+
+    yield factory
+    for api in made:
+        api.close()
+
+
+def error_of(resp: HTTPResponse) -> dict:
+    assert resp.headers["Content-Type"].startswith("application/json"), resp.headers
+    data = json.loads(resp.body)
+    assert data["type"] == "error" and isinstance(data["code"], str) and data["message"]
+    return data
+
+
+def security_lines(caplog: pytest.LogCaptureFixture) -> List[dict]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "sealchat.security"]
+
+
+def assert_security_headers(resp: HTTPResponse, page: bool = True) -> None:
+    h = resp.headers
+    csp = h.get("Content-Security-Policy", "")
+    directives = {d.strip().split(" ")[0]: d.strip() for d in csp.split(";") if d.strip()}
+    assert directives.get("default-src") == "default-src 'none'", (resp.effective_url, resp.code, csp)
+    assert directives.get("frame-ancestors") == "frame-ancestors 'none'"
+    assert directives.get("base-uri") == "base-uri 'none'"
+    assert directives.get("form-action") == "form-action 'self'"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "*" not in csp
+    assert h.get("X-Content-Type-Options") == "nosniff"
+    assert h.get("Referrer-Policy") == "no-referrer"
+    assert "camera=()" in h.get("Permissions-Policy", "")
+    assert h.get("Cross-Origin-Opener-Policy") == "same-origin"
+    assert "Strict-Transport-Security" not in h  # plain HTTP here; HTTPS is checked in test_tls
+    assert "Access-Control-Allow-Origin" not in h and "Access-Control-Allow-Credentials" not in h
+    assert "Server" not in h
+    if page:
+        assert h.get("Cache-Control") == "no-store"
+
+
+GET_PATHS = ["/healthz", "/api/rooms/Lobby", "/api/rooms/%00bad", "/", "/create?username=a&roomname=b",
+             "/login", "/chat/Lobby", "/no/such/page", "/static/0123456789abcdef0123/nothing.js",
+             "/api/joincode", "/api/poll/events", "/ws"]
+
+
+@pytest.mark.gen_test
+async def test_headers_on_every_route_and_error(raw) -> None:
+    api = await raw().ready()
+    seen = set()
+    for path in GET_PATHS:
+        resp = await api.fetch(path)
+        seen.add(resp.code)
+        assert_security_headers(resp)
+        if resp.code >= 400:
+            error_of(resp)
+    posts = [("/api/join", b"{"), ("/api/join", b"[]"), ("/api/rooms", b'{"room": ""}'), ("/api/leave", b"{}"),
+             ("/api/poll/send", b"{}"), ("/api/poll/events", b'{"cursor": 0}'), ("/nowhere", b"{}")]
+    for path, body in posts:
+        for xsrf in (True, False):
+            resp = await api.fetch(path, "POST", body, xsrf=xsrf)
+            seen.add(resp.code)
+            assert resp.code >= 400
+            assert_security_headers(resp)
+            error_of(resp)
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        resp = await api.fetch("/api/join", method, b"{}" if method != "OPTIONS" else None)
+        seen.add(resp.code)
+        assert resp.code in (403, 405), (method, resp.code)
+        assert_security_headers(resp)
+        error_of(resp)
+    assert {400, 401, 403, 404, 405} <= seen, seen
+
+
+@pytest.mark.gen_test
+async def test_headers_on_websocket_refusals(raw, settings) -> None:
+    api = raw()
+    foreign = await api.fetch("/ws", headers=dict(WS_UPGRADE, Origin="http://evil.example"))
+    assert foreign.code == 403
+    assert_security_headers(foreign)
+    assert error_of(foreign)["code"] == "forbidden_origin"
+    not_upgrade = await api.fetch("/ws", headers={"Origin": api.base})
+    assert not_upgrade.code == 400
+    assert_security_headers(not_upgrade)
+
+
+@pytest.mark.gen_test
+async def test_html_pages_have_strict_csp_and_no_inline_script(raw) -> None:
+    api = raw()
+    resp = await api.fetch("/")
+    if resp.code == 404:
+        pytest.skip("no pages served yet")
+    assert resp.headers["Content-Type"].startswith("text/html")
+    html = resp.body.decode()
+    assert "<script>" not in html.replace(" ", "") and " on" + "click=" not in html and "javascript:" not in html
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+# --- XSRF ------------------------------------------------------------------------------------
+@pytest.mark.gen_test
+async def test_every_post_needs_the_xsrf_token(raw, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="sealchat.security")
+    owner = await raw().ready()
+    info = await owner.make_room("Xsrf Room")
+    paths = ["/api/rooms", "/api/join", "/api/leave", "/api/poll/send", "/api/poll/events"]
+    for path in paths:
+        # No cookie, no header (a forged cross-site form or fetch).
+        resp = await owner.fetch(path, "POST", b'{"cursor": 0}', xsrf=False)
+        assert resp.code == 403 and error_of(resp)["code"] == "xsrf", path
+        # Cookie but a wrong header value.
+        resp = await owner.fetch(path, "POST", b'{"cursor": 0}', headers={"X-XSRFToken": "2|00|00|00"})
+        assert resp.code == 403 and error_of(resp)["code"] == "xsrf", path
+    lines = [line for line in security_lines(caplog) if line["reason"] == "xsrf"]
+    assert len(lines) == 2 * len(paths)
+    assert all(line["address"] == owner.source_address and line["time"] for line in lines)
+    # The session is untouched by all of that.
+    assert (await owner.call("/api/poll/events", "POST", {"cursor": info["cursor"]}, timeout=10))["cursor"] >= 1
+    assert info["token"] not in caplog.text
+
+
+# --- Origin and CORS -------------------------------------------------------------------------
+FOREIGN = ["http://evil.example", "null", "https://127.0.0.1", "http://127.0.0.1:1", "file://", "http://127.0.0.1.evil"]
+
+
+@pytest.mark.gen_test
+async def test_foreign_origin_cannot_post(raw, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="sealchat.security")
+    api = await raw().ready()
+    auth_key = new_auth_key()
+    body = json.dumps({"room": "Origin Room", "username": "mallory", "salt": SALT, "kdf": "pbkdf2-sha256",
+                       "iter": 100000, "verifier": verifier(auth_key)}).encode()
+    for origin in FOREIGN:
+        resp = await api.fetch("/api/rooms", "POST", body, headers={"Origin": origin})
+        assert resp.code == 403 and error_of(resp)["code"] == "forbidden_origin", origin
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    assert (await api.lookup("Origin Room"))["exists"] is False
+    assert sum(line["reason"] == "forbidden_origin" for line in security_lines(caplog)) == len(FOREIGN)
+    # Same origin (as a browser sends it) is fine.
+    resp = await api.fetch("/api/rooms", "POST", body, headers={"Origin": api.base})
+    assert resp.code == 201
+
+
+@pytest.mark.gen_test
+async def test_foreign_origin_cannot_open_a_websocket(raw, caplog, server_url) -> None:
+    caplog.set_level(logging.WARNING, logger="sealchat.security")
+    from tornado.websocket import websocket_connect
+    from tornado.httpclient import HTTPClientError
+
+    api = await raw().ready()
+    await api.make_room("Ws Origin Room")
+    for origin in FOREIGN[:3]:
+        req = HTTPRequest(api.ws_url, headers={"Origin": origin}, network_interface=api.source_address)
+        with pytest.raises(HTTPClientError) as err:
+            await websocket_connect(req)
+        assert err.value.code == 403
+    assert sum(line["reason"] == "forbidden_origin" for line in security_lines(caplog)) >= 3
+    # The same page origin may connect and say hello.
+    req = HTTPRequest(api.ws_url, headers={"Origin": server_url}, network_interface=api.source_address)
+    conn = await websocket_connect(req)
+    await conn.write_message(json.dumps({"type": "hello", "token": api.token, "cursor": 0}))
+    assert json.loads(await conn.read_message())["type"] == "welcome"
+    conn.close()
+
+
+@pytest.mark.gen_test
+async def test_no_cors_preflight_or_headers(raw) -> None:
+    api = raw()
+    resp = await api.fetch("/api/join", "OPTIONS", headers={"Origin": "http://evil.example",
+                                                            "Access-Control-Request-Method": "POST"})
+    assert resp.code in (403, 405)
+    for path in ("/healthz", "/api/rooms/Lobby"):
+        resp = await api.fetch(path, headers={"Origin": "http://evil.example"})
+        assert resp.code == 200 and not any(k.lower().startswith("access-control-") for k in resp.headers)
