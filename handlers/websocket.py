@@ -72,7 +72,13 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
     def end(self, code: int, reason: str) -> None:
         self.close(code, reason)
 
+    def on_pong(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.last_seen = self.rooms.clock()
+
     def on_message(self, message: str | bytes) -> None:
+        if self.session is not None:
+            self.session.last_seen = self.rooms.clock()
         try:
             frame = parse_frame(message, FrameLimits.from_settings(self.config))
             if self.session is None:
@@ -102,6 +108,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             raise ChatError("bad_cursor", f"Cursor {fields['cursor']} is ahead of the room ({hub.seq}).")
         self.session = session
         session.transport = "ws"
+        session.last_seen = self.rooms.clock()
         self.send(self.rooms.welcome(session))
         gap, events = hub.since(max(fields["cursor"], session.floor))
         if gap is not None:
