@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+import struct
+from typing import List, Optional
 
 import tornado.ioloop
+import tornado.iostream
 import tornado.websocket
 
 from chat.errors import ChatError
@@ -19,6 +21,26 @@ HELLO_TIMEOUT = 10.0
 # A reader this far behind is cut off; it reconnects and resumes from its cursor (or sees a gap).
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_TOO_SLOW = 4000, 4001, 4008
+
+
+_last_framed: List[bytes] = [b"", b""]
+
+
+def _frame(raw: bytes) -> bytes:
+    """`raw` as one final, unmasked text frame (RFC 6455 5.2), reused while the same event fans out."""
+    last = _last_framed
+    if last[0] is raw:
+        return last[1]
+    n = len(raw)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n <= 0xFFFF:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    framed = head + raw
+    last[0], last[1] = raw, framed
+    return framed
 
 
 class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
@@ -61,12 +83,23 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         self.deliver(encode(obj).encode("utf-8"))
 
     def deliver(self, raw: bytes) -> None:
-        try:
-            self.write_message(raw)
-        except tornado.websocket.WebSocketClosedError:
+        proto = self.ws_connection
+        if proto is None or proto.is_closing():
             return
-        stream = self.ws_connection.stream if self.ws_connection else None
-        if stream is not None and stream._total_write_index - stream._total_write_done_index > MAX_PENDING_BYTES:
+        if proto._compressor is not None:
+            try:
+                self.write_message(raw)
+            except tornado.websocket.WebSocketClosedError:
+                return
+        else:
+            # The hub hands every member the same bytes object: frame it once for all of them and
+            # write it straight to each stream, without write_message's per-call task.
+            try:
+                proto.stream.write(_frame(raw))
+            except tornado.iostream.StreamClosedError:
+                return
+        stream = proto.stream
+        if stream._total_write_index - stream._total_write_done_index > MAX_PENDING_BYTES:
             self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
 
     def end(self, code: int, reason: str) -> None:
