@@ -5,6 +5,7 @@ This is the one module in chat/ that imports handlers/: it wires them, it does n
 from __future__ import annotations
 
 import logging
+import pathlib
 import signal
 import ssl
 import sys
@@ -15,9 +16,12 @@ import tornado.ioloop
 import tornado.netutil
 import tornado.web
 
+from .assets import Assets
 from .config import Settings, parse_args
 from . import tls
 from .rooms import RoomTable
+
+TEMPLATES = pathlib.Path(__file__).resolve().parents[1] / "frontend" / "templates"
 
 log = logging.getLogger("sealchat")
 
@@ -48,6 +52,8 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
         default_handler_class=NotFoundHandler,
         log_function=_log_request,
         compress_response=False,
+        template_path=str(TEMPLATES),
+        assets=Assets.build(),
     )
     sweep_ms = 1000 * min(1.0, settings.presence_timeout / 4)
     sweeper = tornado.ioloop.PeriodicCallback(table.sweep, sweep_ms)

@@ -6,7 +6,7 @@ from typing import List
 from tornado.routing import Rule
 from tornado.web import url
 
-from . import api, poll, websocket
+from . import api, pages, poll, websocket
 
 
 def routes() -> List[Rule]:
@@ -20,4 +20,9 @@ def routes() -> List[Rule]:
         url(r"/api/poll/send", poll.PollSendHandler),
         url(r"/api/poll/events", poll.PollEventsHandler),
         url(r"/ws", websocket.ChatSocket),
+        url(r"/", pages.IndexPage),
+        url(r"/create", pages.CreatePage),
+        url(r"/login", pages.LoginPage),
+        url(r"/chat/(.+)", pages.ChatPage),
+        url(r"/static/([0-9a-f]{20})/([A-Za-z0-9_./-]+)", pages.StaticAssetHandler),
     ]

@@ -1,0 +1,112 @@
+/*
+ * Seal.api: the JSON API over XMLHttpRequest (docs/API.md). Every POST carries the XSRF token
+ * from the _xsrf cookie; session calls carry the bearer token. Callbacks get (err, data) where
+ * err is {code, message, status, retryAfter, network}.
+ */
+(function (root) {
+    'use strict';
+
+    var Seal = root.Seal = root.Seal || {};
+    var TERMINAL = {session_expired: true, session_ended: true, token_invalid: true};
+
+    function makeError(code, message, status, retryAfter) {
+        return {code: code, message: message, status: status || 0, retryAfter: retryAfter || 0,
+            network: code === 'network' || code === 'timeout'};
+    }
+
+    function request(method, path, body, opts, cb) {
+        var xhr = new root.XMLHttpRequest(), done = false;
+        opts = opts || {};
+        function finish(err, data) {
+            if (!done) {
+                done = true;
+                cb(err, data);
+            }
+        }
+        xhr.open(method, path, true);
+        xhr.setRequestHeader('Accept', 'application/json');
+        if (method !== 'GET') {
+            xhr.setRequestHeader('Content-Type', 'application/json');
+            xhr.setRequestHeader('X-XSRFToken', Seal.dom.cookie('_xsrf'));
+        }
+        if (opts.token) {
+            xhr.setRequestHeader('Authorization', 'Bearer ' + opts.token);
+        }
+        if (opts.timeout) {
+            xhr.timeout = opts.timeout;
+        }
+        xhr.onreadystatechange = function () {
+            var data = null, status;
+            if (xhr.readyState !== 4) {
+                return;
+            }
+            status = xhr.status;
+            if (status === 0) {
+                finish(makeError('network', 'The server cannot be reached.'));
+                return;
+            }
+            try {
+                data = JSON.parse(xhr.responseText);
+            } catch (e) {
+                data = null;
+            }
+            if (status >= 200 && status < 300 && data) {
+                finish(null, data);
+            } else if (data && data.type === 'error' && data.code) {
+                finish(makeError(data.code, data.message || 'The server refused the request.', status,
+                    data.retry_after));
+            } else {
+                finish(makeError(status >= 500 ? 'server' : 'http',
+                    'The server answered with an error (' + status + ').', status));
+            }
+        };
+        xhr.ontimeout = function () {
+            finish(makeError('timeout', 'The server did not answer in time.'));
+        };
+        xhr.send(body === undefined || body === null ? null : JSON.stringify(body));
+        return {
+            abort: function () {
+                done = true;
+                try {
+                    xhr.abort();
+                } catch (e) {
+                    // already finished
+                }
+            }
+        };
+    }
+
+    function lookup(room, username, cb) {
+        var path = '/api/rooms/' + encodeURIComponent(room);
+        if (username) {
+            path += '?username=' + encodeURIComponent(username);
+        }
+        return request('GET', path, null, {timeout: 15000}, cb);
+    }
+
+    Seal.api = {
+        TERMINAL: TERMINAL,
+        request: request,
+        makeError: makeError,
+        lookup: lookup,
+        create: function (body, cb) {
+            return request('POST', '/api/rooms', body, {timeout: 20000}, cb);
+        },
+        join: function (body, cb) {
+            return request('POST', '/api/join', body, {timeout: 20000}, cb);
+        },
+        leave: function (token, cb) {
+            return request('POST', '/api/leave', {}, {token: token, timeout: 10000}, cb);
+        },
+        pollEvents: function (token, cursor, welcome, cb) {
+            return request('POST', '/api/poll/events', {cursor: cursor, welcome: !!welcome},
+                {token: token, timeout: 70000}, cb);
+        },
+        pollSend: function (token, frame, cb) {
+            return request('POST', '/api/poll/send', frame, {token: token, timeout: 30000}, cb);
+        },
+        isTerminal: function (err) {
+            return !!(err && TERMINAL[err.code]);
+        }
+    };
+}(this));

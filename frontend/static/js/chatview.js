@@ -1,0 +1,467 @@
+/*
+ * The chat page: resumes this tab's session, connects the room to a transport, and renders
+ * what happens. User data reaches the page only as text nodes; images are shown only from
+ * decrypted bytes of a whitelisted type (never SVG); every other file is a download link.
+ */
+(function (root) {
+    'use strict';
+
+    var Seal = root.Seal;
+    var dom = Seal.dom, SC = root.SealCrypto;
+    var doc = root.document;
+    var IMAGE_TYPES = {'image/png': true, 'image/jpeg': true, 'image/gif': true, 'image/webp': true};
+    var ENDED = {
+        session_expired: 'The server restarted, so the room and this session are gone. Create or join a room again.',
+        session_ended: 'Your session in this room has ended. Join again with the room password.',
+        token_invalid: 'The server did not accept this session any more. Join again with the room password.'
+    };
+
+    var saved = Seal.session.load();
+    var urlRoom = decodeURIComponent(root.location.pathname.replace(/^\/chat\//, ''));
+    var room = null, transport = null, leaving = false, objectUrls = [], pending = {};
+    var list = dom.byId('messages');
+
+    function goJoin(message, roomName, username) {
+        Seal.session.wipe();
+        if (message) {
+            Seal.session.flash(message);
+        }
+        root.location.replace('/login?roomname=' + encodeURIComponent(roomName || '') +
+            '&username=' + encodeURIComponent(username || ''));
+    }
+
+    // ---- rendering -----------------------------------------------------------------------
+
+    function nearBottom() {
+        return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    }
+
+    function append(node) {
+        var stick = nearBottom();
+        list.appendChild(node);
+        if (stick) {
+            list.scrollTop = list.scrollHeight;
+        }
+        return node;
+    }
+
+    function notice(text, cls) {
+        return append(dom.el('li', {className: 'event' + (cls ? ' ' + cls : ''), text: text}));
+    }
+
+    function messageShell(from, ts, mine, extraClass) {
+        var meta = dom.el('div', {className: 'meta'}, [
+            dom.el('span', {className: 'from', text: from}),
+            dom.el('time', {text: dom.formatTime(ts)})
+        ]);
+        return dom.el('li', {className: 'msg' + (mine ? ' mine' : '') + (extraClass ? ' ' + extraClass : '')}, [meta]);
+    }
+
+    function renderText(v) {
+        var li = messageShell(v.from, v.ts, v.mine), body = dom.el('div', {className: 'body'});
+        body.appendChild(dom.linkify(v.text));
+        li.appendChild(body);
+        li.setAttribute('data-id', v.id);
+        append(li);
+    }
+
+    function startsWith(bytes, sig) {
+        var i;
+        if (bytes.length < sig.length) {
+            return false;
+        }
+        for (i = 0; i < sig.length; i++) {
+            if (sig[i] !== null && bytes[i] !== sig[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // The bytes must look like the type they claim before they go into an <img>.
+    function imageTypeOk(mime, b) {
+        if (!IMAGE_TYPES[mime]) {
+            return false;
+        }
+        if (mime === 'image/png') {
+            return startsWith(b, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+        }
+        if (mime === 'image/jpeg') {
+            return startsWith(b, [0xff, 0xd8, 0xff]);
+        }
+        if (mime === 'image/gif') {
+            return startsWith(b, [0x47, 0x49, 0x46, 0x38]);
+        }
+        return startsWith(b, [0x52, 0x49, 0x46, 0x46, null, null, null, null, 0x57, 0x45, 0x42, 0x50]);
+    }
+
+    function blobUrl(bytes, type) {
+        var blob;
+        if (!root.Blob || !root.URL || typeof root.URL.createObjectURL !== 'function') {
+            return null;
+        }
+        try {
+            blob = new root.Blob([bytes], {type: type});
+        } catch (e) {
+            return null;
+        }
+        var url = root.URL.createObjectURL(blob);
+        objectUrls.push(url);
+        return url;
+    }
+
+    function fileShell(v) {
+        var li = pending[v.from + '\n' + v.fileId];
+        if (!li) {
+            li = append(messageShell(v.from, v.ts, v.mine, 'file'));
+            pending[v.from + '\n' + v.fileId] = li;
+        }
+        return li;
+    }
+
+    function renderFileStart(v) {
+        var li = fileShell(v);
+        li.appendChild(dom.el('div', {className: 'body receiving', text: 'Receiving ' + v.name + ' (' +
+            dom.formatBytes(v.size) + ')…'}));
+    }
+
+    function renderFile(v) {
+        var key = v.from + '\n' + v.fileId, li = fileShell(v), isImage = imageTypeOk(v.mime, v.bytes), url, body, img;
+        delete pending[key];
+        while (li.childNodes.length > 1) {
+            li.removeChild(li.lastChild);
+        }
+        body = dom.el('div', {className: 'body'});
+        url = blobUrl(v.bytes, isImage ? v.mime : 'application/octet-stream');
+        if (isImage && url) {
+            img = dom.el('img', {className: 'shared', src: url, alt: 'Image: ' + v.name});
+            body.appendChild(img);
+        }
+        if (url) {
+            body.appendChild(dom.el('a', {className: 'download', href: url, download: v.name,
+                rel: 'noopener noreferrer', text: v.name}));
+            body.appendChild(doc.createTextNode(' (' + dom.formatBytes(v.size) + ')'));
+        } else {
+            body.appendChild(doc.createTextNode(v.name + ': this browser cannot show received files.'));
+        }
+        li.appendChild(body);
+        li.setAttribute('data-id', v.id);
+        if (img) {
+            dom.on(img, 'load', function () {
+                list.scrollTop = list.scrollHeight;
+            });
+        }
+    }
+
+    function renderMembers(members) {
+        var ul = dom.byId('member-list'), i, li;
+        dom.clear(ul);
+        for (i = 0; i < members.length; i++) {
+            li = dom.el('li', {text: members[i]});
+            if (members[i] === saved.username) {
+                li.className = 'me';
+                li.appendChild(dom.el('span', {className: 'hint', text: ' (you)'}));
+            }
+            ul.appendChild(li);
+        }
+        dom.setText(dom.byId('member-count'), String(members.length));
+    }
+
+    function renderTransport(v) {
+        var node = dom.byId('transport-status'), how = v.mode === 'poll' ? 'long-poll' : 'WebSocket', text;
+        node.setAttribute('data-transport', v.mode || '');
+        node.setAttribute('data-state', v.state);
+        if (v.state === 'connected') {
+            text = 'Connected via ' + how + (v.mode === 'poll' && v.detail ? ' (' + v.detail + ')' : '');
+        } else if (v.state === 'reconnecting') {
+            text = 'Reconnecting (' + how + ')…';
+        } else if (v.state === 'closed') {
+            text = 'Disconnected';
+        } else {
+            text = 'Connecting (' + how + ')…';
+        }
+        dom.setText(node, text);
+        node.setAttribute('title', v.detail || '');
+    }
+
+    function onView(v) {
+        if (v.type === 'text') {
+            renderText(v);
+            if (!v.mine) {
+                Seal.alerts.incoming(v.from, saved.room);
+            }
+        } else if (v.type === 'file-start') {
+            renderFileStart(v);
+        } else if (v.type === 'file') {
+            renderFile(v);
+            if (!v.mine) {
+                Seal.alerts.incoming(v.from, saved.room);
+            }
+        } else if (v.type === 'members') {
+            renderMembers(v.members);
+        } else if (v.type === 'joined') {
+            notice(v.user + ' joined', 'joined');
+        } else if (v.type === 'left') {
+            notice(v.user + (v.reason === 'timeout' ? ' was disconnected' : ' left'), 'left');
+        } else if (v.type === 'gap') {
+            notice('Some messages were missed while the connection was away' +
+                (v.from && v.to ? ' (events ' + v.from + ' to ' + v.to + ')' : '') + '.', 'gap');
+        } else if (v.type === 'undecryptable') {
+            notice('A message from ' + v.from + ' could not be opened: ' + v.reason, 'bad');
+        } else if (v.type === 'error') {
+            notice('The server refused something: ' + (v.message || v.code) +
+                (v.retryAfter ? ' Try again in ' + v.retryAfter + ' seconds.' : ''), 'bad');
+        } else if (v.type === 'transport') {
+            renderTransport(v);
+        } else if (v.type === 'sent') {
+            uploadEcho(v);
+        }
+    }
+
+    // ---- sending -------------------------------------------------------------------------
+
+    var upload = {fileId: null, n: 0, got: 0};
+
+    function uploadUi(label, fraction) {
+        var box = dom.byId('upload-box');
+        if (label === null) {
+            dom.show(box, false);
+            return;
+        }
+        dom.show(box, true);
+        dom.setText(dom.byId('upload-label'), label);
+        dom.byId('upload-progress').value = Math.round(100 * fraction);
+    }
+
+    function uploadEcho(v) {
+        if (v.fileId !== upload.fileId) {
+            return;
+        }
+        upload.got++;
+        uploadUi('Sending… ' + upload.got + ' of ' + upload.n, 0.5 + 0.5 * upload.got / upload.n);
+        if (upload.got >= upload.n) {
+            upload.fileId = null;
+            uploadUi(null);
+        }
+    }
+
+    function sendFile(file) {
+        var limit = room.limits.max_file_bytes || 5242880, reader, name = file.name || 'pasted-image', mime;
+        if (file.size > limit) {
+            notice(name + ' is ' + dom.formatBytes(file.size) + '; files may be at most ' +
+                dom.formatBytes(limit) + '.', 'bad');
+            return;
+        }
+        mime = String(file.type || 'application/octet-stream').slice(0, 100);
+        if (!file.name && IMAGE_TYPES[mime]) {
+            name = 'pasted-image.' + mime.slice(6);
+        }
+        reader = new root.FileReader();
+        reader.onload = function () {
+            var bytes = new Uint8Array(reader.result);
+            uploadUi('Encrypting ' + name + '…', 0);
+            room.sendFile(bytes, name, mime, function (f) {
+                uploadUi('Encrypting ' + name + '…', f / 2);
+            }, function (err, info) {
+                if (err) {
+                    uploadUi(null);
+                    notice('Could not send ' + name + ': ' + err.message, 'bad');
+                    return;
+                }
+                upload = {fileId: info.fileId, n: info.n, got: 0};
+                uploadUi('Sending…', 0.5);
+            });
+        };
+        reader.onerror = function () {
+            notice('Could not read ' + name + '.', 'bad');
+        };
+        reader.readAsArrayBuffer(file);
+    }
+
+    function sendFiles(files) {
+        var i;
+        for (i = 0; files && i < files.length; i++) {
+            sendFile(files[i]);
+        }
+    }
+
+    function setupComposer() {
+        var form = dom.byId('composer'), input = dom.byId('message-input'), fileInput = dom.byId('file-input'),
+            chat = dom.byId('chat'), hint = dom.byId('drop-hint'), picker;
+        function submit() {
+            var text = input.value;
+            if (!/\S/.test(text)) {
+                return;
+            }
+            input.value = '';
+            room.sendText(text, function (err) {
+                if (err) {
+                    notice('Could not send: ' + err.message, 'bad');
+                }
+            });
+            picker.close();
+        }
+        picker = Seal.emoji.picker(dom.byId('emoji-panel'), dom.byId('emoji-button'), input);
+        dom.on(form, 'submit', function (ev) {
+            ev.preventDefault();
+            submit();
+        });
+        dom.on(input, 'keydown', function (ev) {
+            if ((ev.key === 'Enter' || ev.keyCode === 13) && !ev.shiftKey && !ev.isComposing) {
+                ev.preventDefault();
+                submit();
+            }
+        });
+        dom.on(fileInput, 'change', function () {
+            sendFiles(fileInput.files);
+            fileInput.value = '';
+        });
+        dom.on(input, 'paste', function (ev) {
+            var items = ev.clipboardData && ev.clipboardData.items, files = [], i, f;
+            for (i = 0; items && i < items.length; i++) {
+                if (items[i].kind === 'file') {
+                    f = items[i].getAsFile();
+                    if (f) {
+                        files.push(f);
+                    }
+                }
+            }
+            if (files.length) {
+                ev.preventDefault();
+                sendFiles(files);
+            }
+        });
+        dom.on(chat, 'dragover', function (ev) {
+            ev.preventDefault();
+            dom.show(hint, true);
+        });
+        dom.on(hint, 'dragleave', function () {
+            dom.show(hint, false);
+        });
+        dom.on(chat, 'drop', function (ev) {
+            ev.preventDefault();
+            dom.show(hint, false);
+            sendFiles(ev.dataTransfer && ev.dataTransfer.files);
+        });
+        input.focus();
+    }
+
+    function setupSettings() {
+        var sound = dom.byId('opt-sound'), notify = dom.byId('opt-notify'), poll = dom.byId('opt-poll');
+        sound.checked = !!Seal.session.pref('sound');
+        poll.checked = !!Seal.session.pref('forcePoll');
+        Seal.alerts.enable('sound', sound.checked);
+        dom.on(sound, 'change', function () {
+            Seal.session.pref('sound', sound.checked);
+            Seal.alerts.enable('sound', sound.checked, function () {});
+        });
+        dom.on(notify, 'change', function () {
+            Seal.alerts.enable('notify', notify.checked, function (ok) {
+                notify.checked = ok;
+                if (!ok && notify.checked !== ok) {
+                    notice('Desktop notifications are not allowed in this browser.', 'bad');
+                }
+            });
+        });
+        dom.on(poll, 'change', function () {
+            Seal.session.pref('forcePoll', poll.checked);
+            if (transport) {
+                transport.setForcePoll(poll.checked);
+            }
+        });
+    }
+
+    function leave() {
+        var button = dom.byId('leave-button'), token = saved.token;
+        if (leaving) {
+            return;
+        }
+        leaving = true;
+        button.disabled = true;
+        if (transport) {
+            transport.close();
+        }
+        Seal.api.leave(token, function () {
+            var i;
+            Seal.session.wipe();
+            for (i = 0; i < objectUrls.length; i++) {
+                root.URL.revokeObjectURL(objectUrls[i]);
+            }
+            Seal.session.flash('You left the room. Its conversation is gone from this tab.');
+            root.location.replace('/');
+        });
+    }
+
+    function terminal(err) {
+        if (leaving) {
+            return;
+        }
+        if (ENDED[err.code]) {
+            goJoin(ENDED[err.code], saved.room, saved.username);
+            return;
+        }
+        notice(err.message, 'bad');
+        renderTransport({mode: transport && transport.mode, state: 'closed', detail: err.message});
+        dom.byId('send-button').disabled = true;
+    }
+
+    function start(keys) {
+        var forcePoll = !!Seal.session.pref('forcePoll');
+        room = new Seal.Room({keys: keys, username: saved.username, token: saved.token, cursor: saved.cursor,
+            members: saved.members || [], limits: saved.limits || {}, onView: onView,
+            onCursor: function (cursor) {
+                Seal.session.update({cursor: cursor});
+            }});
+        onView({type: 'members', members: room.members});
+        transport = new Seal.Transport({token: saved.token, forcePoll: forcePoll,
+            cursor: function () {
+                return room.cursor;
+            },
+            onEvent: function (ev) {
+                room.receive(ev);
+            },
+            onState: function (info) {
+                room.transportState(info);
+            },
+            onTerminal: terminal});
+        room.attach(transport);
+        setupComposer();
+        setupSettings();
+        transport.start();
+    }
+
+    function boot() {
+        var meta = dom.byId('sealchat-crypto'), out = dom.byId('crypto-backend');
+        if (!saved || (saved.room !== urlRoom && saved.roomId !== urlRoom.toLowerCase())) {
+            goJoin(saved ? '' : 'Join the room with its password to chat in this tab.', urlRoom,
+                saved ? saved.username : '');
+            return;
+        }
+        Seal.alerts.setTitle(saved.room + ' - Sealchat');
+        dom.setText(dom.byId('room-name'), saved.room);
+        dom.setText(dom.byId('max-file'), dom.formatBytes((saved.limits || {}).max_file_bytes || 5242880));
+        dom.on(dom.byId('leave-button'), 'click', leave);
+        SC.setFallbackUrls({vendor: meta.getAttribute('data-vendor'), worker: meta.getAttribute('data-worker')});
+        SC.detect(function (backend) {
+            out.setAttribute('data-backend', backend || 'none');
+            dom.setText(out, backend === 'webcrypto' ? 'Web Crypto (built into the browser)' :
+                backend === 'fallback' ? 'compatibility mode (JavaScript)' : 'none available');
+            if (!backend) {
+                dom.setText(dom.byId('crypto-notice'), 'This browser cannot do the encryption Sealchat needs. ' +
+                    'Please use a current version of Firefox, Chrome, Safari or Edge.');
+                dom.show(dom.byId('crypto-notice'), true);
+                return;
+            }
+            SC.importForResume(saved.keys, function (err, keys) {
+                if (err) {
+                    goJoin('This tab could not restore the room key; join again with the password.',
+                        saved.room, saved.username);
+                    return;
+                }
+                start(keys);
+            });
+        });
+    }
+
+    boot();
+}(this));

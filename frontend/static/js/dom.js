@@ -1,0 +1,207 @@
+/*
+ * Seal.dom: small DOM helpers shared by every page. User data only ever reaches the page as
+ * text nodes or as attributes set one by one; links are built from http(s) URLs only.
+ */
+(function (root) {
+    'use strict';
+
+    var Seal = root.Seal = root.Seal || {};
+    var doc = root.document;
+    var URL_RE = /https?:\/\/[^\s<>"']+/gi;
+    var TRAILING_RE = /[.,;:!?'")\]}>]+$/;
+
+    function byId(id) {
+        return doc.getElementById(id);
+    }
+
+    function setText(node, text) {
+        if ('textContent' in node) {
+            node.textContent = text;
+        } else {
+            node.innerText = text;
+        }
+    }
+
+    // el('a', {href: u, className: 'x', text: 't'}, [child, 'text'])
+    function el(tag, props, children) {
+        var node = doc.createElement(tag), k, i, c;
+        if (props) {
+            for (k in props) {
+                if (Object.prototype.hasOwnProperty.call(props, k) && props[k] !== undefined && props[k] !== null) {
+                    if (k === 'text') {
+                        setText(node, String(props[k]));
+                    } else if (k === 'className') {
+                        node.className = props[k];
+                    } else {
+                        node.setAttribute(k, String(props[k]));
+                    }
+                }
+            }
+        }
+        if (children) {
+            for (i = 0; i < children.length; i++) {
+                c = children[i];
+                if (c !== null && c !== undefined) {
+                    node.appendChild(typeof c === 'string' ? doc.createTextNode(c) : c);
+                }
+            }
+        }
+        return node;
+    }
+
+    function clear(node) {
+        while (node.firstChild) {
+            node.removeChild(node.firstChild);
+        }
+    }
+
+    function show(node, visible) {
+        if (!node) {
+            return;
+        }
+        if (visible) {
+            node.removeAttribute('hidden');
+        } else {
+            node.setAttribute('hidden', '');
+        }
+    }
+
+    function on(node, type, fn) {
+        if (node) {
+            node.addEventListener(type, fn, false);
+        }
+    }
+
+    function isSafeUrl(url) {
+        return /^https?:\/\/[^\s<>"']+$/i.test(url);
+    }
+
+    // Text with http(s) URLs turned into links; everything is a text node or an <a> made here.
+    function linkify(text) {
+        var frag = doc.createDocumentFragment(), last = 0, m, url, trail, a;
+        URL_RE.lastIndex = 0;
+        while ((m = URL_RE.exec(text)) !== null) {
+            url = m[0];
+            trail = TRAILING_RE.exec(url);
+            if (trail) {
+                url = url.slice(0, url.length - trail[0].length);
+            }
+            if (m.index > last) {
+                frag.appendChild(doc.createTextNode(text.slice(last, m.index)));
+            }
+            if (isSafeUrl(url) && url.length > 8) {
+                a = el('a', {href: url, rel: 'noopener noreferrer', target: '_blank', text: url});
+                frag.appendChild(a);
+            } else {
+                frag.appendChild(doc.createTextNode(url));
+            }
+            last = m.index + url.length;
+            URL_RE.lastIndex = last;
+        }
+        if (last < text.length) {
+            frag.appendChild(doc.createTextNode(text.slice(last)));
+        }
+        return frag;
+    }
+
+    function cookie(name) {
+        var parts = (doc.cookie || '').split(';'), i, kv;
+        for (i = 0; i < parts.length; i++) {
+            kv = parts[i].replace(/^\s+/, '');
+            if (kv.indexOf(name + '=') === 0) {
+                return decodeURIComponent(kv.slice(name.length + 1));
+            }
+        }
+        return '';
+    }
+
+    function formatBytes(n) {
+        if (n >= 1048576) {
+            return (Math.round(n / 104857.6) / 10) + ' MB';
+        }
+        if (n >= 1024) {
+            return Math.round(n / 1024) + ' KB';
+        }
+        return n + ' bytes';
+    }
+
+    function pad2(n) {
+        return n < 10 ? '0' + n : String(n);
+    }
+
+    function formatTime(ms) {
+        var d = new Date(typeof ms === 'number' ? ms : new Date().getTime());
+        return pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+    }
+
+    function debounce(fn, ms) {
+        var timer = null;
+        return function () {
+            var self = this, args = arguments;
+            if (timer) {
+                root.clearTimeout(timer);
+            }
+            timer = root.setTimeout(function () {
+                timer = null;
+                fn.apply(self, args);
+            }, ms);
+        };
+    }
+
+    function now() {
+        return new Date().getTime();
+    }
+
+    // Light/dark: follows the system unless the user picked one (kept in localStorage).
+    function initTheme() {
+        var html = doc.documentElement, button = byId('theme-toggle'), stored = null;
+        try {
+            stored = root.localStorage.getItem('sealchat.theme');
+        } catch (e) {
+            stored = null;
+        }
+        function apply(theme) {
+            html.className = html.className.replace(/\s*theme-(dark|light)/g, '');
+            if (theme === 'dark' || theme === 'light') {
+                html.className += ' theme-' + theme;
+            }
+        }
+        function current() {
+            if (/theme-dark/.test(html.className)) {
+                return 'dark';
+            }
+            if (/theme-light/.test(html.className)) {
+                return 'light';
+            }
+            return root.matchMedia && root.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+        }
+        apply(stored);
+        on(button, 'click', function () {
+            var next = current() === 'dark' ? 'light' : 'dark';
+            apply(next);
+            try {
+                root.localStorage.setItem('sealchat.theme', next);
+            } catch (e) {
+                // private mode: the choice lasts for this page only
+            }
+        });
+    }
+
+    Seal.dom = {
+        byId: byId,
+        el: el,
+        setText: setText,
+        clear: clear,
+        show: show,
+        on: on,
+        isSafeUrl: isSafeUrl,
+        linkify: linkify,
+        cookie: cookie,
+        formatBytes: formatBytes,
+        formatTime: formatTime,
+        debounce: debounce,
+        now: now
+    };
+
+    initTheme();
+}(this));

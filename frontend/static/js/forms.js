@@ -1,0 +1,390 @@
+/*
+ * The start, create and join pages: live name checks, password tools, key derivation with a
+ * progress bar, then create or join and hand the session to the chat page.
+ */
+(function (root) {
+    'use strict';
+
+    var Seal = root.Seal;
+    var dom = Seal.dom, api = Seal.api;
+    var page = root.document.body.getAttribute('data-page');
+
+    var FRIENDLY = {
+        address_in_use: 'This device already has a session in this room (maybe in another tab). ' +
+            'Go back to that tab, or leave there first.',
+        wrong_password: 'Wrong password for this room.',
+        username_taken: 'Someone in this room already uses this name; pick another.',
+        room_exists: 'A room with this name already exists. Join it, or pick another name.',
+        room_not_found: 'There is no room with this name. It may have closed when its last member left.'
+    };
+
+    function field(id) {
+        return dom.byId(id);
+    }
+
+    function value(id) {
+        var node = field(id);
+        return node ? node.value.replace(/^\s+|\s+$/g, '') : '';
+    }
+
+    function hint(id, text, state) {
+        var node = field(id);
+        if (!node) {
+            return;
+        }
+        dom.setText(node, text || '');
+        node.className = 'hint' + (state ? ' ' + state : '');
+    }
+
+    function errorText(err) {
+        var text = FRIENDLY[err.code] || err.message || 'Something went wrong.';
+        if (err.code === 'address_in_use' && err.message) {
+            text = err.message + ' ' + FRIENDLY.address_in_use;
+        }
+        if (err.retryAfter) {
+            text += ' Try again in ' + err.retryAfter + ' seconds.';
+        }
+        return text;
+    }
+
+    function status(text) {
+        var node = field('form-status');
+        if (!node) {
+            return;
+        }
+        dom.setText(node, text || '');
+        node.setAttribute('data-code', '');
+        dom.show(node, !!text);
+    }
+
+    function statusError(err) {
+        status(errorText(err));
+        field('form-status').setAttribute('data-code', err.code || '');
+    }
+
+    // ---- crypto engine ---------------------------------------------------------------------
+
+    function setupCrypto(cb) {
+        var meta = field('sealchat-crypto'), out = field('crypto-backend'), notice = field('crypto-notice');
+        if (!root.SealCrypto) {
+            cb(null);
+            return;
+        }
+        root.SealCrypto.setFallbackUrls({vendor: meta.getAttribute('data-vendor'),
+            worker: meta.getAttribute('data-worker')});
+        root.SealCrypto.detect(function (backend) {
+            if (out) {
+                out.setAttribute('data-backend', backend || 'none');
+                dom.setText(out, backend === 'webcrypto' ? 'Web Crypto (built into the browser)' :
+                    backend === 'fallback' ? 'compatibility mode (JavaScript; slower key derivation)' :
+                        'none available');
+            }
+            if (!backend && notice) {
+                dom.setText(notice, 'This browser cannot do the encryption Sealchat needs, so it cannot ' +
+                    'create or join rooms. Please use a current version of Firefox, Chrome, Safari or Edge.');
+                dom.show(notice, true);
+            }
+            cb(backend);
+        });
+    }
+
+    // ---- live availability checks --------------------------------------------------------
+
+    function watchNames(onInfo) {
+        var seq = 0;
+        var check = dom.debounce(function () {
+            var room = value('roomname'), user = value('username'), mine = ++seq;
+            if (!room) {
+                hint('roomname-status', '');
+                hint('username-status', '');
+                onInfo(null);
+                return;
+            }
+            api.lookup(room, user, function (err, info) {
+                if (mine !== seq) {
+                    return;
+                }
+                if (err) {
+                    hint('roomname-status', err.code === 'bad_name' ? err.message : '', 'bad');
+                    onInfo(null);
+                    return;
+                }
+                onInfo(info);
+                if (user && info.username_ok === false) {
+                    hint('username-status', info.username_error, 'bad');
+                } else if (user && info.exists && !info.username_available) {
+                    hint('username-status', 'Someone in this room already uses this name.', 'bad');
+                } else if (user) {
+                    hint('username-status', 'This name is free.', 'ok');
+                } else {
+                    hint('username-status', '');
+                }
+            });
+        }, 250);
+        dom.on(field('roomname'), 'input', check);
+        dom.on(field('username'), 'input', check);
+        check();
+    }
+
+    function linkWithNames(id, path) {
+        var link = field(id);
+        if (!link) {
+            return;
+        }
+        function update() {
+            link.setAttribute('href', path + '?roomname=' + encodeURIComponent(value('roomname')) +
+                '&username=' + encodeURIComponent(value('username')));
+        }
+        dom.on(field('roomname'), 'input', update);
+        dom.on(field('username'), 'input', update);
+        update();
+    }
+
+    function setupShowPassword() {
+        var button = field('show-password'), input = field('password');
+        dom.on(button, 'click', function () {
+            var showing = input.getAttribute('type') === 'text';
+            input.setAttribute('type', showing ? 'password' : 'text');
+            button.setAttribute('aria-pressed', showing ? 'false' : 'true');
+            dom.setText(button, showing ? 'Show' : 'Hide');
+        });
+    }
+
+    // ---- deriving and entering -----------------------------------------------------------
+
+    function progressUi(fraction) {
+        var pct = Math.max(0, Math.min(100, Math.round(fraction * 100)));
+        field('kdf-progress').value = pct;
+        dom.setText(field('kdf-percent'), pct + '%');
+    }
+
+    function busy(on) {
+        field('submit-button').disabled = !!on;
+        dom.show(field('kdf-box'), on);
+        if (on) {
+            progressUi(0);
+        }
+    }
+
+    function derive(password, salt, iter, roomId, kdf, cb) {
+        busy(true);
+        root.SealCrypto.deriveKeys(password, salt, iter, roomId, kdf, progressUi, function (err, keys) {
+            if (err) {
+                busy(false);
+                status(err.code === 'iter' || err.code === 'kdf' ?
+                    'This room uses settings this page cannot handle: ' + err.message + '.' :
+                    'Could not make the room key: ' + err.message);
+                cb(null);
+                return;
+            }
+            progressUi(1);
+            cb(keys);
+        });
+    }
+
+    function entered(resp, keys) {
+        field('password').value = '';
+        Seal.session.save({
+            token: resp.token,
+            room: resp.name,
+            roomId: resp.room_id,
+            username: resp.username,
+            cursor: resp.cursor,
+            members: resp.members,
+            limits: resp.limits,
+            keys: root.SealCrypto.exportForResume(keys)
+        });
+        root.location.href = '/chat/' + encodeURIComponent(resp.name);
+    }
+
+    function validate(needPassword) {
+        if (!value('roomname')) {
+            status('Enter a room name.');
+            field('roomname').focus();
+            return false;
+        }
+        if (!value('username')) {
+            status('Enter your name.');
+            field('username').focus();
+            return false;
+        }
+        if (needPassword && !field('password').value) {
+            status('Enter the room password.');
+            field('password').focus();
+            return false;
+        }
+        return true;
+    }
+
+    // ---- pages ---------------------------------------------------------------------------
+
+    function startPage() {
+        watchNames(function (info) {
+            var join = field('join-button'), create = field('create-button');
+            if (!info) {
+                hint('roomname-status', '');
+                return;
+            }
+            if (info.exists) {
+                hint('roomname-status', 'This room exists: join it with its password.', 'ok');
+                join.className = '';
+                create.className = 'secondary';
+            } else {
+                hint('roomname-status', 'No room with this name yet: you can create it.', 'ok');
+                join.className = 'secondary';
+                create.className = '';
+            }
+        });
+    }
+
+    function createPage(backend) {
+        var pwInput = field('password');
+        function showStrength() {
+            var s = Seal.passwords.strength(pwInput.value);
+            field('strength-bar').className = 'strength-bar strength-' + s.score;
+            hint('strength-text', pwInput.value ? 'Strength: ' + s.label + ' (about ' + s.bits + ' bits).' :
+                'Choose a long password, or generate one.', s.score >= 3 ? 'ok' : pwInput.value ? 'bad' : '');
+        }
+        function generated(pw) {
+            pwInput.value = pw;
+            pwInput.setAttribute('type', 'text');
+            dom.setText(field('show-password'), 'Hide');
+            field('show-password').setAttribute('aria-pressed', 'true');
+            showStrength();
+        }
+        dom.on(pwInput, 'input', showStrength);
+        dom.on(field('gen-password'), 'click', function () {
+            generated(Seal.passwords.generatePassword(20));
+        });
+        dom.on(field('gen-passphrase'), 'click', function () {
+            generated(Seal.passwords.generatePassphrase(8));
+        });
+        if (!Seal.passwords.available()) {
+            field('gen-password').disabled = true;
+            field('gen-passphrase').disabled = true;
+        }
+        linkWithNames('to-login', '/login');
+        watchNames(function (info) {
+            if (!info) {
+                return;
+            }
+            if (info.exists) {
+                hint('roomname-status', 'A room with this name exists; join it instead, or pick another name.', 'bad');
+            } else {
+                hint('roomname-status', 'This room name is free.', 'ok');
+            }
+        });
+        dom.on(field('create-form'), 'submit', function (ev) {
+            var room = value('roomname'), user = value('username'), password = pwInput.value, iter, radios, i;
+            ev.preventDefault();
+            status('');
+            if (!backend || !validate(true)) {
+                return;
+            }
+            radios = root.document.getElementsByName('iter');
+            for (i = 0; i < radios.length; i++) {
+                if (radios[i].checked) {
+                    iter = parseInt(radios[i].value, 10);
+                }
+            }
+            iter = Math.max(root.SealCrypto.MIN_ITER, iter || root.SealCrypto.DEFAULT_ITER);
+            field('submit-button').disabled = true;
+            api.lookup(room, user, function (err, info) {
+                var salt;
+                if (err || info.exists) {
+                    field('submit-button').disabled = false;
+                    statusError(err || {code: 'room_exists'});
+                    return;
+                }
+                salt = root.SealCrypto.newSalt();
+                derive(password, salt, iter, info.room_id, root.SealCrypto.KDF, function (keys) {
+                    if (!keys) {
+                        return;
+                    }
+                    api.create({room: room, username: user, salt: salt, kdf: root.SealCrypto.KDF, iter: iter,
+                        verifier: keys.verifier, join_code: false}, function (err2, resp) {
+                        if (err2) {
+                            busy(false);
+                            statusError(err2);
+                            return;
+                        }
+                        entered(resp, keys);
+                    });
+                });
+            });
+        });
+    }
+
+    function loginPage(backend) {
+        var needCode = false;
+        linkWithNames('to-create', '/create');
+        watchNames(function (info) {
+            if (!info) {
+                return;
+            }
+            if (info.exists) {
+                hint('roomname-status', 'Room found.', 'ok');
+            } else {
+                hint('roomname-status', 'There is no room with this name.', 'bad');
+            }
+            needCode = !!(info.exists && info.join_code);
+            dom.show(field('joincode-field'), needCode);
+        });
+        dom.on(field('login-form'), 'submit', function (ev) {
+            var room = value('roomname'), user = value('username'), password = field('password').value;
+            ev.preventDefault();
+            status('');
+            if (!backend || !validate(true)) {
+                return;
+            }
+            field('submit-button').disabled = true;
+            api.lookup(room, user, function (err, info) {
+                if (err || !info.exists) {
+                    field('submit-button').disabled = false;
+                    statusError(err || {code: 'room_not_found'});
+                    return;
+                }
+                if (info.join_code && !value('joincode')) {
+                    field('submit-button').disabled = false;
+                    dom.show(field('joincode-field'), true);
+                    status('This room needs a join code.');
+                    field('joincode').focus();
+                    return;
+                }
+                derive(password, info.salt, info.iter, info.room_id, info.kdf, function (keys) {
+                    var body;
+                    if (!keys) {
+                        return;
+                    }
+                    body = {room: room, username: user, auth_key: keys.authKey};
+                    if (info.join_code) {
+                        body.join_code = value('joincode');
+                    }
+                    api.join(body, function (err2, resp) {
+                        if (err2) {
+                            busy(false);
+                            statusError(err2);
+                            return;
+                        }
+                        entered(resp, keys);
+                    });
+                });
+            });
+        });
+    }
+
+    if (page === 'index') {
+        startPage();
+    } else if (page === 'create' || page === 'login') {
+        setupShowPassword();
+        field('submit-button').disabled = true;
+        setupCrypto(function (backend) {
+            field('submit-button').disabled = !backend;
+            if (page === 'create') {
+                createPage(backend);
+            } else {
+                loginPage(backend);
+            }
+        });
+    }
+}(this));

@@ -1,0 +1,134 @@
+/*
+ * Seal.passwords: a strength estimate for the create form, and a password and passphrase
+ * generator drawing from crypto.getRandomValues (never Math.random).
+ */
+(function (root) {
+    'use strict';
+
+    var Seal = root.Seal = root.Seal || {};
+    var ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_!?%+=';
+    var COMMON = /^(password|passwort|qwerty|azerty|letmein|welcome|admin|iloveyou|monkey|dragon|123456|12345678|abc123|sealchat)/i;
+    // 256 short, distinct words: each word of a passphrase adds 8 bits.
+    var WORDS = [
+        'acorn', 'adobe', 'agent', 'alarm', 'album', 'alley', 'amber', 'angle', 'ankle', 'apple', 'apron',
+        'arena', 'arrow', 'aspen', 'atlas', 'autumn', 'badge', 'bagel', 'baker', 'bamboo', 'banjo', 'barn',
+        'basil', 'basin', 'beach', 'beacon', 'bean', 'berry', 'bison', 'blade', 'blanket', 'bloom', 'bottle',
+        'brave', 'breeze', 'brick', 'bridge', 'brook', 'broom', 'bucket', 'bunny', 'butter', 'cabin',
+        'cactus', 'camel', 'candle', 'canoe', 'canyon', 'carpet', 'carrot', 'castle', 'cedar', 'cello',
+        'chalk', 'cherry', 'chess', 'chimney', 'cider', 'circus', 'citrus', 'clay', 'cliff', 'clock',
+        'cloud', 'clover', 'cobalt', 'cocoa', 'comet', 'copper', 'coral', 'cotton', 'cradle', 'crane',
+        'crayon', 'creek', 'cricket', 'crystal', 'cumin', 'cupcake', 'daisy', 'dawn', 'delta', 'desert',
+        'dingo', 'dolphin', 'donut', 'dragon', 'drum', 'dune', 'eagle', 'easel', 'echo', 'elbow', 'ember',
+        'emerald', 'engine', 'falcon', 'fern', 'fiddle', 'fig', 'flame', 'flute', 'forest', 'fossil', 'fox',
+        'frost', 'galaxy', 'garden', 'garlic', 'gecko', 'geyser', 'ginger', 'glacier', 'globe', 'goose',
+        'granite', 'grape', 'gravel', 'guitar', 'hammer', 'harbor', 'harp', 'hazel', 'helmet', 'heron',
+        'hill', 'honey', 'hoop', 'igloo', 'indigo', 'island', 'ivory', 'jacket', 'jade', 'jaguar', 'jasmine',
+        'jelly', 'jigsaw', 'jungle', 'kayak', 'kettle', 'kite', 'kiwi', 'koala', 'ladder', 'lagoon',
+        'lantern', 'lava', 'lemon', 'lilac', 'lily', 'linen', 'lizard', 'llama', 'lobster', 'lotus', 'lunar',
+        'magnet', 'mango', 'maple', 'marble', 'meadow', 'melon', 'mint', 'mirror', 'mitten', 'moose',
+        'mosaic', 'moss', 'muffin', 'nectar', 'needle', 'nest', 'noodle', 'nutmeg', 'oasis', 'ocean',
+        'olive', 'onion', 'orbit', 'orchid', 'otter', 'owl', 'oyster', 'paddle', 'panda', 'papaya', 'parrot',
+        'pasta', 'peach', 'pebble', 'pepper', 'piano', 'pickle', 'pillow', 'pine', 'planet', 'plum',
+        'pocket', 'pony', 'poppy', 'prairie', 'pretzel', 'pumpkin', 'puzzle', 'quail', 'quartz', 'quill',
+        'rabbit', 'radar', 'radish', 'rain', 'raven', 'reef', 'ribbon', 'river', 'robin', 'rocket', 'rose',
+        'ruby', 'saddle', 'saffron', 'salmon', 'sand', 'satin', 'scarf', 'seal', 'shadow', 'shell', 'silver',
+        'sketch', 'sled', 'slope', 'snow', 'sofa', 'spark', 'spice', 'spoon', 'spruce', 'squid', 'stone',
+        'storm', 'sugar', 'summit', 'sun', 'swan', 'tango', 'teapot', 'thistle', 'thunder', 'tiger',
+        'timber', 'toast', 'tomato', 'topaz', 'torch'
+    ];
+    var LABELS = ['Too weak', 'Weak', 'Fair', 'Good', 'Strong'];
+
+    function randomSource() {
+        var c = root.crypto || root.msCrypto;
+        return c && typeof c.getRandomValues === 'function' ? c : null;
+    }
+
+    function available() {
+        return randomSource() !== null;
+    }
+
+    // A uniform integer in [0, n), n <= 65536, by rejection sampling (no modulo bias).
+    function randomIndex(n) {
+        var c = randomSource(), buf = new Uint16Array(1), limit = 65536 - (65536 % n);
+        if (!c) {
+            throw new Error('this browser has no secure random number generator');
+        }
+        do {
+            c.getRandomValues(buf);
+        } while (buf[0] >= limit);
+        return buf[0] % n;
+    }
+
+    function generatePassword(length) {
+        var out = '', i;
+        length = length || 20;
+        for (i = 0; i < length; i++) {
+            out += ALPHABET.charAt(randomIndex(ALPHABET.length));
+        }
+        return out;
+    }
+
+    function generatePassphrase(count) {
+        var out = [], i;
+        count = count || 8;
+        for (i = 0; i < count; i++) {
+            out.push(WORDS[randomIndex(WORDS.length)]);
+        }
+        return out.join('-');
+    }
+
+    function looksLikePassphrase(pw) {
+        var parts = pw.split(/[\s\-_.]+/), i, n = 0;
+        for (i = 0; i < parts.length; i++) {
+            if (parts[i].length >= 3) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    // A rough entropy estimate: character classes times length, discounted for repeats,
+    // sequences and well-known passwords; passphrases count about 11 bits a word.
+    function strength(pw) {
+        var pool = 0, bits, unique = {}, u = 0, i, words, score;
+        if (!pw) {
+            return {score: 0, bits: 0, label: LABELS[0]};
+        }
+        if (/[a-z]/.test(pw)) {
+            pool += 26;
+        }
+        if (/[A-Z]/.test(pw)) {
+            pool += 26;
+        }
+        if (/[0-9]/.test(pw)) {
+            pool += 10;
+        }
+        if (/[^a-zA-Z0-9]/.test(pw)) {
+            pool += 33;
+        }
+        for (i = 0; i < pw.length; i++) {
+            if (!unique[pw.charAt(i)]) {
+                unique[pw.charAt(i)] = true;
+                u++;
+            }
+        }
+        bits = Math.log(Math.max(pool, 2)) / Math.LN2 * Math.min(pw.length, u * 2);
+        words = looksLikePassphrase(pw);
+        if (words >= 4) {
+            bits = Math.max(bits * 0.6, words * 11);
+        }
+        if (COMMON.test(pw) || /^(.)\1+$/.test(pw) || /^(0123|1234|abcd|qwer)/i.test(pw)) {
+            bits = Math.min(bits, 10);
+        }
+        score = bits < 28 ? 0 : bits < 45 ? 1 : bits < 60 ? 2 : bits < 80 ? 3 : 4;
+        return {score: score, bits: Math.round(bits), label: LABELS[score]};
+    }
+
+    Seal.passwords = {
+        available: available,
+        strength: strength,
+        generatePassword: generatePassword,
+        generatePassphrase: generatePassphrase,
+        WORDS: WORDS
+    };
+}(this));

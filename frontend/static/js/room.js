@@ -1,0 +1,377 @@
+/*
+ * Seal.Room: one member of one room, the browser twin of chat/client/room.py. It processes
+ * every room event once and in order (seq at or below the cursor is ignored, duplicate message
+ * ids are dropped), decrypts messages, reassembles files, resends frames the server has not
+ * echoed after a reconnect, and reports view events:
+ *   members, joined, left, text, file-start, file, undecryptable, gap, error, transport, sent.
+ */
+(function (root) {
+    'use strict';
+
+    var Seal = root.Seal;
+    var SC = root.SealCrypto;
+    var SEEN_IDS = 50000;
+
+    function Room(opts) {
+        this.keys = opts.keys;
+        this.username = opts.username;
+        this.token = opts.token;
+        this.cursor = opts.cursor || 0;
+        this.members = (opts.members || []).slice();
+        this.limits = opts.limits || {};
+        this.onView = opts.onView;
+        this.onCursor = opts.onCursor || function () {};
+        this.seen = {};
+        this.seenOrder = [];
+        this.files = {};
+        this.unconfirmed = {};
+        this.unconfirmedOrder = [];
+        this.inbox = [];
+        this.working = false;
+        this.outgoing = [];
+        this.sendingOp = false;
+        this.transport = null;
+    }
+
+    Room.prototype.attach = function (transport) {
+        this.transport = transport;
+    };
+
+    // ---- incoming ------------------------------------------------------------------------
+
+    // Called by the transport for every frame; room events are queued and handled one by one,
+    // because decryption finishes asynchronously and the order must hold.
+    Room.prototype.receive = function (ev) {
+        if (!ev || typeof ev !== 'object') {
+            return;
+        }
+        if (typeof ev.seq === 'number') {
+            if (ev.seq <= this.cursor) {
+                return;
+            }
+            this.cursor = ev.seq;
+        }
+        this.inbox.push(ev);
+        this.pump();
+    };
+
+    Room.prototype.pump = function () {
+        var self = this, ev;
+        if (this.working || !this.inbox.length) {
+            return;
+        }
+        this.working = true;
+        ev = this.inbox.shift();
+        this.handle(ev, function () {
+            self.working = false;
+            if (typeof ev.seq === 'number') {
+                self.onCursor(ev.seq);
+            }
+            self.pump();
+        });
+    };
+
+    Room.prototype.emit = function (view) {
+        try {
+            this.onView(view);
+        } catch (e) {
+            root.setTimeout(function () {
+                throw e;
+            }, 0);
+        }
+    };
+
+    Room.prototype.handle = function (ev, done) {
+        var kind = ev.type, i;
+        if (kind === 'welcome') {
+            this.members = (ev.members || []).slice();
+            if (ev.limits) {
+                this.limits = ev.limits;
+            }
+            this.emit({type: 'members', members: this.members.slice()});
+            done();
+        } else if (kind === 'joined') {
+            if (this.indexOf(ev.user) < 0) {
+                this.members.push(ev.user);
+            }
+            this.emit({type: 'joined', user: ev.user});
+            this.emit({type: 'members', members: this.members.slice()});
+            done();
+        } else if (kind === 'left') {
+            i = this.indexOf(ev.user);
+            if (i >= 0) {
+                this.members.splice(i, 1);
+            }
+            this.emit({type: 'left', user: ev.user, reason: ev.reason});
+            this.emit({type: 'members', members: this.members.slice()});
+            done();
+        } else if (kind === 'msg') {
+            this.onMsg(ev, done);
+        } else if (kind === 'chunk') {
+            this.onChunk(ev, done);
+        } else if (kind === 'gap') {
+            if (typeof ev.to_seq === 'number' && ev.to_seq > this.cursor) {
+                this.cursor = ev.to_seq;
+            }
+            this.emit({type: 'gap', from: ev.from_seq, to: ev.to_seq});
+            done();
+        } else if (kind === 'error') {
+            this.emit({type: 'error', code: ev.code, message: ev.message, retryAfter: ev.retry_after});
+            done();
+        } else {
+            done();
+        }
+    };
+
+    Room.prototype.indexOf = function (user) {
+        var i;
+        for (i = 0; i < this.members.length; i++) {
+            if (this.members[i] === user) {
+                return i;
+            }
+        }
+        return -1;
+    };
+
+    Room.prototype.isNewId = function (id) {
+        if (Object.prototype.hasOwnProperty.call(this.seen, id)) {
+            return false;
+        }
+        this.seen[id] = true;
+        this.seenOrder.push(id);
+        if (this.seenOrder.length > SEEN_IDS) {
+            delete this.seen[this.seenOrder.shift()];
+        }
+        return true;
+    };
+
+    Room.prototype.confirm = function (id) {
+        if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
+            delete this.unconfirmed[id];
+        }
+    };
+
+    Room.prototype.onMsg = function (ev, done) {
+        var self = this, sender = ev.from;
+        SC.open(this.keys, ev.env, sender, function (err, opened) {
+            var h, base, meta, text;
+            if (err) {
+                self.emit({type: 'undecryptable', from: sender, reason: err.message});
+                done();
+                return;
+            }
+            h = opened.header;
+            if (sender === self.username) {
+                self.confirm(h.id);
+            }
+            if (!self.isNewId(h.id)) {
+                done();
+                return;
+            }
+            base = {from: sender, id: h.id, ts: h.ts, mine: sender === self.username};
+            if (h.type === 'text') {
+                try {
+                    text = SC.fromUtf8(opened.plaintext);
+                } catch (e) {
+                    text = null;
+                }
+                if (text === null) {
+                    self.emit({type: 'undecryptable', from: sender, reason: 'the text is not valid UTF-8'});
+                } else {
+                    base.type = 'text';
+                    base.text = text;
+                    self.emit(base);
+                }
+            } else if (h.type === 'file') {
+                try {
+                    meta = JSON.parse(SC.fromUtf8(opened.plaintext));
+                    if (!meta || typeof meta.file_id !== 'string' || SC.unb64u(meta.file_id).length !== 16 ||
+                            typeof meta.size !== 'number' || meta.chunks !== SC.chunkCount(meta.size) ||
+                            typeof meta.name !== 'string' || typeof meta.mime !== 'string') {
+                        throw new Error('bad file metadata');
+                    }
+                } catch (e) {
+                    self.emit({type: 'undecryptable', from: sender, reason: 'bad file metadata'});
+                    done();
+                    return;
+                }
+                self.files[sender + '\n' + meta.file_id] = {meta: meta, base: base, parts: [], count: 0};
+                base.type = 'file-start';
+                base.name = meta.name;
+                base.mime = meta.mime;
+                base.size = meta.size;
+                base.fileId = meta.file_id;
+                self.emit(base);
+            } else {
+                self.emit({type: 'undecryptable', from: sender, reason: 'a message of a kind this page does not know'});
+            }
+            done();
+        });
+    };
+
+    Room.prototype.onChunk = function (ev, done) {
+        var self = this, sender = ev.from, key = sender + '\n' + ev.file, incoming = this.files[key];
+        if (sender === this.username) {
+            this.confirm(ev.file + '/' + ev.i);
+            this.emit({type: 'sent', fileId: ev.file, i: ev.i, n: ev.n});
+        }
+        if (!incoming || ev.n !== incoming.meta.chunks || typeof ev.i !== 'number' || incoming.parts[ev.i]) {
+            done();
+            return;
+        }
+        SC.decryptChunk(this.keys, ev.file, ev.i, ev.n, ev.c, function (err, plain) {
+            var total = 0, i, bytes, off = 0;
+            if (self.files[key] !== incoming) {
+                done();
+                return;
+            }
+            if (err) {
+                delete self.files[key];
+                self.emit({type: 'undecryptable', from: sender, reason: err.message, fileId: ev.file});
+                done();
+                return;
+            }
+            incoming.parts[ev.i] = plain;
+            incoming.count++;
+            self.emit({type: 'file-progress', fileId: ev.file, from: sender, received: incoming.count, n: ev.n});
+            if (incoming.count < ev.n) {
+                done();
+                return;
+            }
+            delete self.files[key];
+            for (i = 0; i < ev.n; i++) {
+                total += incoming.parts[i].length;
+            }
+            if (total !== incoming.meta.size) {
+                self.emit({type: 'undecryptable', from: sender, reason: 'file size mismatch', fileId: ev.file});
+                done();
+                return;
+            }
+            bytes = new Uint8Array(total);
+            for (i = 0; i < ev.n; i++) {
+                bytes.set(incoming.parts[i], off);
+                off += incoming.parts[i].length;
+            }
+            self.emit({type: 'file', from: sender, id: incoming.base.id, ts: incoming.base.ts,
+                mine: incoming.base.mine, fileId: ev.file, name: incoming.meta.name, mime: incoming.meta.mime,
+                size: total, bytes: bytes});
+            done();
+        });
+    };
+
+    // ---- transport state -----------------------------------------------------------------
+
+    Room.prototype.transportState = function (info) {
+        var id, frames = [], i;
+        this.emit({type: 'transport', mode: info.mode, state: info.state, detail: info.detail});
+        if (info.state !== 'connected') {
+            return;
+        }
+        if (this.transport) {
+            for (i = 0; i < this.unconfirmedOrder.length; i++) {
+                id = this.unconfirmedOrder[i];
+                if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
+                    frames.push(this.unconfirmed[id]);
+                }
+            }
+            this.unconfirmedOrder = [];
+            for (id in this.unconfirmed) {
+                if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
+                    this.unconfirmedOrder.push(id);
+                }
+            }
+            for (i = 0; i < frames.length; i++) {
+                this.transport.send(frames[i]);
+            }
+        }
+    };
+
+    // ---- sending -------------------------------------------------------------------------
+
+    Room.prototype.track = function (id, frame) {
+        this.unconfirmed[id] = frame;
+        this.unconfirmedOrder.push(id);
+        if (this.unconfirmedOrder.length > 4096) {
+            this.unconfirmedOrder = this.unconfirmedOrder.slice(-2048);
+        }
+        this.transport.send(frame);
+    };
+
+    // Outgoing work runs one operation at a time, so frames leave in the order they were made.
+    Room.prototype.queue = function (op) {
+        this.outgoing.push(op);
+        this.nextOp();
+    };
+
+    Room.prototype.nextOp = function () {
+        var self = this, op;
+        if (this.sendingOp || !this.outgoing.length) {
+            return;
+        }
+        this.sendingOp = true;
+        op = this.outgoing.shift();
+        op(function () {
+            self.sendingOp = false;
+            self.nextOp();
+        });
+    };
+
+    function headerId(env) {
+        return JSON.parse(SC.fromUtf8(SC.unb64u(env.h))).id;
+    }
+
+    Room.prototype.sendText = function (text, cb) {
+        var self = this;
+        this.queue(function (next) {
+            SC.sealText(self.keys, self.username, text, function (err, env) {
+                if (!err) {
+                    self.track(headerId(env), {type: 'msg', env: env});
+                }
+                next();
+                if (cb) {
+                    cb(err || null);
+                }
+            });
+        });
+    };
+
+    // bytes: Uint8Array; onProgress(fraction) covers encryption; the server's echo of each chunk
+    // is reported as a 'sent' view event.
+    Room.prototype.sendFile = function (bytes, name, mime, onProgress, cb) {
+        var self = this, limit = this.limits.max_file_bytes;
+        if (limit && bytes.length > limit) {
+            root.setTimeout(function () {
+                cb(Seal.api.makeError('too_large', 'Files may be at most ' + Seal.dom.formatBytes(limit) + '.'));
+            }, 0);
+            return;
+        }
+        this.queue(function (next) {
+            SC.encryptFile(self.keys, bytes, onProgress, function (err, enc) {
+                var meta;
+                if (err) {
+                    next();
+                    cb(err);
+                    return;
+                }
+                meta = {file_id: enc.fileId, name: name, mime: mime, size: bytes.length, chunks: enc.chunks.length};
+                SC.seal(self.keys, self.username, 'file', SC.utf8(JSON.stringify(meta)), function (err2, env) {
+                    var i;
+                    if (err2) {
+                        next();
+                        cb(err2);
+                        return;
+                    }
+                    self.track(headerId(env), {type: 'msg', env: env});
+                    for (i = 0; i < enc.chunks.length; i++) {
+                        self.track(enc.fileId + '/' + i, {type: 'chunk', file: enc.fileId, i: i,
+                            n: enc.chunks.length, c: enc.chunks[i]});
+                    }
+                    next();
+                    cb(null, {fileId: enc.fileId, n: enc.chunks.length});
+                });
+            });
+        });
+    };
+
+    Seal.Room = Room;
+}(this));

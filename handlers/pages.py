@@ -1,0 +1,76 @@
+"""HTML pages (create, join, chat) and the content-hashed static assets they load."""
+from __future__ import annotations
+
+from typing import Any
+
+from chat.assets import CACHE_CONTROL, Assets
+from chat.errors import ChatError
+
+from .base import BaseHandler
+
+# Scripts every page loads, in order; the page's own script comes last.
+COMMON_SCRIPTS = ("js/dom.js", "js/api.js", "js/session.js")
+PAGE_SCRIPTS = {
+    "index": ("js/forms.js",),
+    "create": ("js/sealcrypto.js", "js/passwords.js", "js/forms.js"),
+    "login": ("js/sealcrypto.js", "js/forms.js"),
+    "chat": ("js/sealcrypto.js", "js/transport.js", "js/room.js", "js/emoji.js", "js/alerts.js",
+             "js/chatview.js"),
+}
+
+
+class PageHandler(BaseHandler):
+    page = "index"
+    template = "index.html"
+
+    @property
+    def assets(self) -> Assets:
+        return self.settings["assets"]
+
+    def render_page(self, **kwargs: Any) -> None:
+        self.xsrf_token  # sets the _xsrf cookie the JSON API needs
+        assets = self.assets
+        scripts = [(assets.url(n), assets.integrity(n)) for n in COMMON_SCRIPTS + PAGE_SCRIPTS[self.page]]
+        self.render(self.template, page=self.page, assets=assets, scripts=scripts,
+                    vendor_url=assets.url("vendor/forge-1.4.3.min.js"),
+                    worker_url=assets.url("js/sealcrypto-worker.js"),
+                    prefill_room=self.get_query_argument("roomname", ""),
+                    prefill_user=self.get_query_argument("username", ""),
+                    **kwargs)
+
+    def get(self) -> None:
+        self.render_page()
+
+
+class IndexPage(PageHandler):
+    page, template = "index", "index.html"
+
+
+class CreatePage(PageHandler):
+    page, template = "create", "create.html"
+
+
+class LoginPage(PageHandler):
+    page, template = "login", "login.html"
+
+
+class ChatPage(PageHandler):
+    page, template = "chat", "chat.html"
+
+    def get(self, room: str) -> None:  # type: ignore[override]
+        self.render_page(room=room)
+
+
+class StaticAssetHandler(BaseHandler):
+    """/static/<hash>/<name>: immutable bytes, cached for a year."""
+
+    def get(self, digest: str, name: str) -> None:
+        asset = self.settings["assets"].find(digest, name)
+        if asset is None:
+            raise ChatError("not_found", "Nothing here.")
+        self.set_header("Content-Type", asset.content_type)
+        self.set_header("Cache-Control", CACHE_CONTROL)
+        self.finish(asset.body)
+
+    def head(self, digest: str, name: str) -> None:
+        self.get(digest, name)

@@ -1,0 +1,192 @@
+"""Browser test fixtures: real servers as subprocesses, one headless Chromium per module.
+
+Chromium is Debian's /usr/bin/chromium driven by Playwright's Python package; no browser is
+downloaded. Every page records CSP violations and dialogs so tests can assert there were none.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from typing import Callable, Dict, Iterator, List, Optional
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("SEALCHAT_CHROMIUM", "/usr/bin/chromium")
+INSECURE_HOST = "sealchat.test"
+FAST_ITER = 100_000
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]
+
+
+# Runs before any page script: collects CSP violations for the assertions.
+WATCH_SCRIPT = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__csp.push(e.violatedDirective + ' ' + e.blockedURI);
+});
+"""
+
+
+class Server:
+    """`python run_server.py` on a free port; the port comes from its first stdout line."""
+
+    def __init__(self, *flags: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", "0", *flags],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[Server]:
+    """A server that lets several sessions share 127.0.0.1 (every browser page comes from it)."""
+    server = Server("--allow-shared-address", "--poll-timeout", "5")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_server() -> Iterator[Server]:
+    """The default rule: one session per client address per room."""
+    server = Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Pages:
+    """Opens watched pages in fresh browser contexts and checks them at the end of a test."""
+
+    def __init__(self, browser: object) -> None:
+        self.browser = browser
+        self.contexts: List[object] = []
+        self.pages: List[object] = []
+        self.dialogs: List[str] = []
+        self.errors: List[str] = []
+
+    def context(self, init_script: Optional[str] = None, **kw: object) -> object:
+        ctx = self.browser.new_context(**kw)  # type: ignore[attr-defined]
+        ctx.set_default_timeout(30_000)
+        ctx.add_init_script(WATCH_SCRIPT)
+        if init_script:
+            ctx.add_init_script(init_script)
+        self.contexts.append(ctx)
+        return ctx
+
+    def page(self, ctx: Optional[object] = None, **kw: object) -> object:
+        ctx = ctx or self.context(**kw)
+        page = ctx.new_page()  # type: ignore[attr-defined]
+        page.on("dialog", self._on_dialog)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.pages.append(page)
+        return page
+
+    def _on_dialog(self, dialog: object) -> None:
+        self.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.dismiss()  # type: ignore[attr-defined]
+
+    def check_clean(self) -> None:
+        """No CSP violation, no dialog, no injected script ran, no uncaught page error."""
+        for page in self.pages:
+            if page.is_closed():
+                continue
+            assert page.evaluate("window.__csp") == [], page.url
+            assert page.evaluate("typeof window.pwned") == "undefined", page.url
+        assert self.dialogs == []
+        assert self.errors == []
+
+    def close(self) -> None:
+        for ctx in self.contexts:
+            ctx.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def pages(browser: object) -> Iterator[Pages]:
+    p = Pages(browser)
+    yield p
+    p.close()
+
+
+def tiny_png(width: int = 3, height: int = 2, rgb: tuple = (200, 30, 60)) -> bytes:
+    """A valid RGB PNG built by hand."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+class PyMember:
+    """chat.client.room.RoomClient on its own event loop thread, for use from sync tests."""
+
+    def __init__(self, server_url: str, room: str, user: str, password: str,
+                 source_address: str = "127.0.0.9") -> None:
+        from chat.client.room import RoomClient
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.client = RoomClient(server_url, room, user, password, source_address=source_address)
+        self.events: List[Dict] = []
+
+    def run(self, coro, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def join(self) -> dict:
+        return self.run(self.client.join())
+
+    def wait_for(self, pred: Callable[[Dict], bool], timeout: float = 30.0) -> Dict:
+        """The first event (seen before or arriving now) that matches."""
+        async def waiter() -> Dict:
+            for ev in self.events:
+                if pred(ev):
+                    return ev
+            while True:
+                ev = await self.client.next_event(timeout)
+                self.events.append(ev)
+                if pred(ev):
+                    return ev
+        return self.run(waiter(), timeout + 5)
+
+    def close(self) -> None:
+        try:
+            self.run(self.client.leave(), 15)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)

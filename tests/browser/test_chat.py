@@ -1,0 +1,161 @@
+"""Browser users in headless Chromium, together with the Python client.
+
+Covers the Web Crypto path (http://127.0.0.1) and the fallback path (a non-secure origin, so
+no crypto.subtle), hostile names and texts, images, leaving, the one-session-per-address rule
+with reload resume, and the long-poll fallback when WebSocket is missing.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+
+from playwright.sync_api import expect  # noqa: E402
+
+from .conftest import INSECURE_HOST, PyMember, tiny_png  # noqa: E402
+from .helpers import (  # noqa: E402
+    create_room, expect_member, expect_message, join_room, send_text, wait_connected)
+
+PASSWORD = "correct horse battery staple"
+XSS_IMG = "<img src=x onerror=alert(1)>"
+XSS_SCRIPT = "<script>window.pwned=1</script>"
+_rooms = itertools.count(1)
+
+
+def room_name(tag: str) -> str:
+    return f"{XSS_IMG}{tag}{next(_rooms)}"
+
+
+@pytest.mark.parametrize("host,backend", [("127.0.0.1", "webcrypto"), (INSECURE_HOST, "fallback")])
+def test_two_browsers_and_python_client(pages, shared_server, host, backend):
+    base = shared_server.url(host)
+    room = room_name(backend)
+    alice, bob = XSS_IMG, XSS_SCRIPT
+    a, b = pages.page(), pages.page()
+
+    create_room(a, base, room, alice, PASSWORD)
+    expect(a.locator("#crypto-backend")).to_have_attribute("data-backend", backend)
+    assert a.evaluate("!!(window.crypto && window.crypto.subtle)") is (backend == "webcrypto")
+    expect(a.locator("#room-name")).to_have_text(room)
+
+    join_room(b, base, room, bob, PASSWORD)
+    expect(b.locator("#crypto-backend")).to_have_attribute("data-backend", backend)
+    for page in (a, b):
+        expect_member(page, alice)
+        expect_member(page, bob)
+    expect(a.locator("#messages li.joined").filter(has_text=bob)).to_have_count(1)
+
+    py = PyMember(shared_server.url(), room, "py<b>bot</b>", PASSWORD)
+    try:
+        py.join()
+        expect_member(a, "py<b>bot</b>")
+
+        hostile = f"{XSS_SCRIPT} hi {XSS_IMG} see https://example.com/a?b=1"
+        send_text(a, hostile)
+        expect_message(b, hostile)
+        link = b.locator("#messages li.msg .body a").first
+        expect(link).to_have_attribute("href", "https://example.com/a?b=1")
+        expect(link).to_have_attribute("rel", "noopener noreferrer")
+        got = py.wait_for(lambda ev: ev.get("type") == "text" and ev["from"] == alice)
+        assert got["text"] == hostile
+
+        send_text(b, "javascript:alert(1) is not a link")
+        expect_message(a, "javascript:alert(1) is not a link")
+        assert a.locator("#messages a[href^='javascript']").count() == 0
+
+        py.run(py.client.send_text("hello from python"))
+        expect_message(a, "hello from python")
+        expect_message(b, "hello from python")
+
+        # An image from a browser, named with markup: shown from a decrypted blob in the other browser.
+        png = tiny_png()
+        file_name = f"{XSS_IMG}.png"
+        a.set_input_files("#file-input", files=[{"name": file_name, "mimeType": "image/png", "buffer": png}])
+        img = b.locator("#messages img.shared").first
+        expect(img).to_be_visible()
+        assert img.get_attribute("src").startswith("blob:")
+        assert b.evaluate("(el) => el.naturalWidth", img.element_handle()) == 3
+        expect(b.locator("#messages a.download").first).to_have_text(file_name)
+        got = py.wait_for(lambda ev: ev.get("type") == "file")
+        assert got["name"] == file_name and got["data"] == png and got["from"] == alice
+
+        # An image from Python, and a non-image file that must not become an <img>.
+        py.run(py.client.send_file(tiny_png(4, 4), "from-python.png", "image/png"))
+        svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="window.pwned=1"></svg>'
+        py.run(py.client.send_file(svg, "drawing.svg", "image/svg+xml"))
+        for page in (a, b):
+            expect(page.locator("#messages img.shared")).to_have_count(2)
+            expect(page.locator("#messages a.download").filter(has_text="drawing.svg")).to_have_count(1)
+
+        # Bob leaves at once; Alice and the Python client see it.
+        b.click("#leave-button")
+        b.wait_for_url(base + "/")
+        expect(b.locator("#flash")).to_contain_text("You left")
+        assert b.evaluate("sessionStorage.getItem('sealchat.session')") is None
+        expect_member(a, bob, present=False)
+        expect(a.locator("#messages li.left").filter(has_text=bob)).to_have_count(1)
+        left = py.wait_for(lambda ev: ev.get("type") == "left")
+        assert left["user"] == bob
+    finally:
+        py.close()
+    pages.check_clean()
+
+
+def test_second_tab_refused_and_reload_resumes(pages, strict_server):
+    base = strict_server.url()
+    room = room_name("strict")
+    ctx = pages.context()
+    first = pages.page(ctx)
+    create_room(first, base, room, "carol", PASSWORD)
+
+    second = pages.page(ctx)
+    join_room(second, base, room, "carol2", PASSWORD, expect_chat=False)
+    status = second.locator("#form-status")
+    expect(status).to_be_visible()
+    expect(status).to_have_attribute("data-code", "address_in_use")
+    expect(status).to_contain_text("already has a session")
+    assert "/login" in second.url
+
+    send_text(first, "before reload")
+    expect_message(first, "before reload")
+    first.reload()
+    wait_connected(first)
+    expect(first.locator("#room-name")).to_have_text(room)
+    expect_member(first, "carol")
+    send_text(first, "after reload")
+    expect_message(first, "after reload")
+    pages.check_clean()
+
+
+def test_long_poll_fallback_talks_to_websocket(pages, shared_server):
+    base = shared_server.url()
+    room = room_name("poll")
+    ws_page = pages.page()
+    poll_page = pages.page(pages.context(init_script="delete window.WebSocket;"))
+
+    create_room(ws_page, base, room, "wsuser", PASSWORD)
+    wait_connected(ws_page, "ws")
+    join_room(poll_page, base, room, "polluser", PASSWORD)
+    wait_connected(poll_page, "poll")
+    expect(poll_page.locator("#transport-status")).to_contain_text("long-poll")
+
+    send_text(poll_page, "from the poll page")
+    expect_message(ws_page, "from the poll page")
+    send_text(ws_page, "from the websocket page")
+    expect_message(poll_page, "from the websocket page")
+    expect_member(poll_page, "wsuser")
+
+    # The setting forces long-poll on a page that has WebSocket, and the page says so.
+    ws_page.click("#settings summary")
+    ws_page.check("#opt-poll")
+    wait_connected(ws_page, "poll")
+    send_text(ws_page, "now over long-poll")
+    expect_message(poll_page, "now over long-poll")
+    ws_page.uncheck("#opt-poll")
+    wait_connected(ws_page, "ws")
+    send_text(ws_page, "back on websocket")
+    expect_message(poll_page, "back on websocket")
+    assert len(poll_page.locator("#messages li.msg").all_text_contents()) == 4
+    pages.check_clean()
