@@ -63,6 +63,7 @@ class Settings:
     buffer_seconds: float = 60.0
     buffer_events: int = 10000
     buffer_bytes: int = 32 * 1024 * 1024
+    idle_timeout: float = 600.0  # browser pages leave the room after this long without input; 0: never
     # throttles
     join_failures: Rate = field(default_factory=lambda: Rate(5, 660))
     room_join_failures: Rate = field(default_factory=lambda: Rate(30, 660))
@@ -98,6 +99,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be zero or positive")
     return value
 
 
@@ -159,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="most events kept per room for replay")
     tim.add_argument("--buffer-bytes", type=_positive_int, default=d.buffer_bytes,
                      help="most bytes kept per room for replay")
+    tim.add_argument("--idle-timeout", type=_non_negative_float, default=d.idle_timeout,
+                     help="browser pages without user input this long warn, then leave the room and "
+                          "wipe the tab (shared devices); 0 disables")
     thr = p.add_argument_group("throttles (N/SECONDS)")
     thr.add_argument("--join-failures", type=parse_rate, default=d.join_failures,
                      help="failed joins allowed per client address")

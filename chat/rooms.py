@@ -101,7 +101,8 @@ class RoomTable:
         s = self.settings
         return {"max_file_bytes": s.max_file_bytes, "chunk_bytes": CHUNK_BYTES,
                 "max_text_bytes": s.max_text_bytes, "min_iter": MIN_ITER, "max_iter": MAX_ITER,
-                "presence_timeout": s.presence_timeout, "poll_timeout": s.poll_timeout}
+                "presence_timeout": s.presence_timeout, "poll_timeout": s.poll_timeout,
+                "idle_timeout": s.idle_timeout}
 
     def lookup(self, name: object, username: object = None) -> dict:
         """What a client needs before create or join; mirrors the original /ask."""
@@ -156,8 +157,12 @@ class RoomTable:
         room = self.rooms.get(rid)
         if room is None:
             raise ChatError("room_not_found", "There is no room with this name; it may have closed.")
-        self.join_failures_by_address.check(address)
-        self.join_failures_by_room.check(rid)
+        try:
+            self.join_failures_by_address.check(address)
+            self.join_failures_by_room.check(rid)
+        except ChatError as exc:
+            exc.room_id = rid  # type: ignore[attr-defined]  # named in the security log line
+            raise
         key = decode_b64u(auth_key, 32, "auth key")
         if not hmac.compare_digest(verifier_for(key), room.verifier):
             self._failed_join(room, address, "wrong_password")

@@ -114,7 +114,8 @@ class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ChatError) and not self._finished:
             if e.code in LOGGED_CODES:
-                self.security_event(e.code)
+                session: Optional[Session] = getattr(self, "session", None)
+                self.security_event(e.code, getattr(e, "room_id", "") or (session.room_id if session else ""))
             self.send_error(e.status, exc_info=sys.exc_info())
             return
         super()._handle_request_exception(e)
