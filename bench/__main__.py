@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -30,10 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny loads for seconds: a smoke test, not a measurement")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--profile", metavar="DIR",
+                   help="run each server under cProfile and write DIR/<scenario>-<server>.prof "
+                        "(slows the server: figures from such a run are not the benchmark's)")
     return p
 
 
-async def run_all(names: List[str], servers: List[str], quick: bool, quiet: bool) -> Dict[str, Any]:
+async def run_all(names: List[str], servers: List[str], quick: bool, quiet: bool,
+                  profile_dir: Optional[str] = None) -> Dict[str, Any]:
     """Run each scenario against each server; returns the whole report as a dict."""
     scenarios = select(names, quick)
     progress = (lambda line: None) if quiet else stderr_progress
@@ -42,7 +47,7 @@ async def run_all(names: List[str], servers: List[str], quick: bool, quiet: bool
     info = machine()
     for sc in scenarios:
         for kind in servers:
-            results.append(await run_scenario(sc, kind, progress))
+            results.append(await run_scenario(sc, kind, progress, profile_dir))
             if not quiet and sys.stderr.isatty():
                 sys.stderr.write("\n")
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -56,8 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     raise_nofile()
     names = args.scenario or ["all"]
     servers = ["baseline", "sealchat"] if args.server == "both" else [args.server]
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     try:
-        report = asyncio.run(run_all(names, servers, args.quick, args.quiet))
+        report = asyncio.run(run_all(names, servers, args.quick, args.quiet, args.profile))
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 from collections import deque
 from typing import Deque, Dict, List, Set, Tuple
 
@@ -103,7 +104,10 @@ def main() -> None:
     sockets = tornado.netutil.bind_sockets(args.port, args.host)
     server.add_sockets(sockets)
     print(f"Baseline listening on http://{args.host}:{sockets[0].getsockname()[1]} (TLS off)", flush=True)
-    tornado.ioloop.IOLoop.current().start()
+    loop = tornado.ioloop.IOLoop.current()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a clean stop lets a profiler write its stats
+        signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
+    loop.start()
 
 
 if __name__ == "__main__":

@@ -42,12 +42,14 @@ class Usage:
 class ServerProcess:
     """One server (Sealchat or the bare baseline) on 127.0.0.1 and an ephemeral port."""
 
-    def __init__(self, kind: str, extra: Optional[List[str]] = None) -> None:
+    def __init__(self, kind: str, extra: Optional[List[str]] = None, profile: Optional[str] = None) -> None:
+        # With `profile`, the server runs under cProfile and writes its stats there when stopped.
+        py = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
         if kind == "sealchat":
-            cmd = [sys.executable, str(REPO / "run_server.py"), "--host", "127.0.0.1", "--port", "0",
-                   *SEALCHAT_FLAGS]
+            cmd = py + [str(REPO / "run_server.py"), "--host", "127.0.0.1", "--port", "0", *SEALCHAT_FLAGS]
         elif kind == "baseline":
-            cmd = [sys.executable, "-m", "bench.baseline", "--host", "127.0.0.1", "--port", "0"]
+            cmd = py + ([str(REPO / "bench" / "baseline.py")] if profile else ["-m", "bench.baseline"])
+            cmd += ["--host", "127.0.0.1", "--port", "0"]
         else:
             raise ValueError(f"unknown server kind {kind!r}")
         self.kind = kind
