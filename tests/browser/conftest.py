@@ -39,9 +39,10 @@ document.addEventListener('securitypolicyviolation', function (e) {
 class Server:
     """`python run_server.py` on a free port; the port comes from its first stdout line."""
 
-    def __init__(self, *flags: str) -> None:
+    def __init__(self, *flags: str, port: int = 0) -> None:
+        self.flags = flags
         self.proc = subprocess.Popen(
-            [sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", "0", *flags],
+            [sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", str(port), *flags],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -49,6 +50,11 @@ class Server:
             self.stop()
             raise RuntimeError(f"server did not start: {line!r}")
         self.port = int(line.split("127.0.0.1:")[1].split()[0])
+
+    def restart(self) -> "Server":
+        """Stop this server and start a fresh one (no rooms, new secrets) on the same port."""
+        self.stop()
+        return Server(*self.flags, port=self.port)
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}"

@@ -14,7 +14,7 @@ pytest.importorskip("playwright.sync_api")
 
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import INSECURE_HOST, PyMember, tiny_png  # noqa: E402
+from .conftest import INSECURE_HOST, PyMember, Server, tiny_png  # noqa: E402
 from .helpers import (  # noqa: E402
     create_room, expect_member, expect_message, join_room, send_text, wait_connected)
 
@@ -158,4 +158,25 @@ def test_long_poll_fallback_talks_to_websocket(pages, shared_server):
     send_text(ws_page, "back on websocket")
     expect_message(poll_page, "back on websocket")
     assert len(poll_page.locator("#messages li.msg").all_text_contents()) == 4
+    pages.check_clean()
+
+
+def test_server_restart_sends_user_back_to_join_page(pages):
+    server = Server("--allow-shared-address")
+    try:
+        base = server.url()
+        room = room_name("restart")
+        page = pages.page()
+        create_room(page, base, room, "dora", PASSWORD)
+        server.stop()
+        expect(page.locator("#transport-status")).to_have_attribute("data-state", "reconnecting")
+        expect(page.locator("#transport-status")).to_contain_text("Reconnecting")
+        server = server.restart()
+        page.wait_for_url("**/login?**", timeout=45_000)
+        expect(page.locator("#flash")).to_contain_text("server restarted")
+        expect(page.locator("#roomname")).to_have_value(room)
+        expect(page.locator("#username")).to_have_value("dora")
+        assert page.evaluate("sessionStorage.getItem('sealchat.session')") is None
+    finally:
+        server.stop()
     pages.check_clean()

@@ -88,7 +88,7 @@
     }
 
     // A rough entropy estimate: character classes times length, discounted for repeats,
-    // sequences and well-known passwords; passphrases count about 11 bits a word.
+    // sequences and well-known passwords; lower-case passphrases count about 10 bits a word.
     function strength(pw) {
         var pool = 0, bits, unique = {}, u = 0, i, words, score;
         if (!pw) {
@@ -114,8 +114,10 @@
         }
         bits = Math.log(Math.max(pool, 2)) / Math.LN2 * Math.min(pw.length, u * 2);
         words = looksLikePassphrase(pw);
-        if (words >= 4) {
-            bits = Math.max(bits * 0.6, words * 11);
+        if (/^[a-z]+([\s\-_.][a-z]+){3,}$/.test(pw)) {
+            bits = Math.min(bits, words * 10);
+        } else if (words >= 4) {
+            bits = Math.max(bits * 0.6, words * 10);
         }
         if (COMMON.test(pw) || /^(.)\1+$/.test(pw) || /^(0123|1234|abcd|qwer)/i.test(pw)) {
             bits = Math.min(bits, 10);
