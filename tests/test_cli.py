@@ -105,3 +105,23 @@ def test_password_never_taken_from_argv(server):
     assert proc.wait(10) == 2 and "sealchat: error:" in proc.stderr.read()
     proc = client(server, "--room", "x", "--user", "a", "send", "t", password="", stdin=subprocess.DEVNULL)
     assert proc.wait(10) != 0 and "no password" in proc.stderr.read()
+
+
+def test_send_image_between_processes(server, tmp_path):
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 1500)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    listener = client(server, "--room", "Pictures", "--user", "alice", "--create", "--iterations", "100000",
+                      "listen", "--count", "1", "--timeout", "30", "--save-dir", str(inbox))
+    deadline = time.time() + 20
+    while health(server)["sessions"] < 1:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    sender = client(server, "--room", "pictures", "--user", "bob", "send-image", str(image), source="127.0.0.9")
+    assert sender.wait(60) == 0, sender.stderr.read()
+    out, err = listener.communicate(timeout=30)
+    event = next(json.loads(line) for line in out.splitlines() if '"file"' in line)
+    assert (event["from"], event["name"], event["mime"], event["size"]) == ("bob", "cat.png", "image/png",
+                                                                           image.stat().st_size)
+    assert (inbox / "cat.png").read_bytes() == image.read_bytes()

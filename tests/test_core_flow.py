@@ -193,3 +193,27 @@ async def test_malformed_frames_get_typed_errors_and_the_room_stays_healthy(make
     assert (await next_of(alice, "text", sender="mallory"))["text"] == "me too"
     http = json.loads((await AsyncHTTPClient().fetch(server_url + "/healthz")).body)
     assert http["sessions"] == 2 and http["transports"]["ws"] == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("transport", ["ws", "poll"])
+async def test_files_arrive_whole_and_only_encrypted(make_client, wire, transport):
+    alice = make_client("Darkroom", "alice", "pw")
+    await alice.create(iterations=FAST_ITER)
+    bob = make_client("darkroom", "bob", "pw", transport=transport)
+    await bob.join()
+    picture = bytes(range(256)) * 2400 + b"<svg onload=alert(1)>"  # three chunks
+    await alice.send_file(picture, "holiday <b>1</b>.png", "image/png")
+    got = await next_of(bob, "file", timeout=30)
+    assert got["from"] == "alice" and got["data"] == picture
+    assert (got["name"], got["mime"], got["size"]) == ("holiday <b>1</b>.png", "image/png", len(picture))
+    wire_bytes = b"".join(wire)
+    assert b"holiday" not in wire_bytes and b"image/png" not in wire_bytes and picture[:4096] not in wire_bytes
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_files_over_the_limit_are_refused(make_client):
+    alice = make_client("Limits", "alice", "pw")
+    await alice.create(iterations=FAST_ITER)
+    err = await refused(alice.send_file(b"\0" * (5 * 1024 * 1024 + 1), "big.bin"))
+    assert err.code == "too_large"
