@@ -125,3 +125,22 @@ def test_send_image_between_processes(server, tmp_path):
     assert (event["from"], event["name"], event["mime"], event["size"]) == ("bob", "cat.png", "image/png",
                                                                            image.stat().st_size)
     assert (inbox / "cat.png").read_bytes() == image.read_bytes()
+
+
+def test_interactive_chat_sends_typed_lines(server):
+    listener = client(server, "--room", "Talk", "--user", "alice", "--create", "--iterations", "100000",
+                      "listen", "--count", "2", "--timeout", "30")
+    deadline = time.time() + 20
+    while health(server)["sessions"] < 1:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    bob = client(server, "--room", "talk", "--user", "bob", "chat", source="127.0.0.10", stdin=subprocess.PIPE)
+    while health(server)["sessions"] < 2:
+        assert time.time() < deadline and bob.poll() is None
+        time.sleep(0.1)
+    out, err = bob.communicate("first line\nsecond line\n/quit\n", timeout=30)
+    assert bob.returncode == 0, err
+    assert out.splitlines()[:3] == ["* here: alice, bob", "<bob> first line", "<bob> second line"]
+    heard, _ = listener.communicate(timeout=30)
+    texts = [json.loads(line)["text"] for line in heard.splitlines() if '"text"' in line]
+    assert texts == ["first line", "second line"]

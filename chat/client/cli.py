@@ -116,17 +116,25 @@ async def _listen(client: RoomClient, args: argparse.Namespace) -> None:
 
 
 async def _chat(client: RoomClient) -> None:
+    """Lines typed are sent; on /quit or end of input, wait until what was sent has arrived."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    unconfirmed: set = set()
 
     async def printer() -> None:
         while True:
             ev = await client.next_event()
-            if ev["type"] == "text":
+            kind = ev["type"]
+            if kind == "text":
+                unconfirmed.discard(ev["id"])
                 print(f"<{ev['from']}> {ev['text']}", flush=True)
-            elif ev["type"] in ("joined", "left"):
-                print(f"* {ev['user']} {ev['type']}", flush=True)
+            elif kind in ("joined", "left"):
+                print(f"* {ev['user']} {kind}", flush=True)
+            elif kind == "members":
+                print(f"* here: {', '.join(ev['members'])}", flush=True)
+            elif kind == "file":
+                print(f"* {ev['from']} sent a file: {ev['name']} ({ev['size']} bytes)", flush=True)
             else:
                 _emit(ev)
 
@@ -135,10 +143,13 @@ async def _chat(client: RoomClient) -> None:
         while True:
             line = await reader.readline()
             if not line or line.strip() == b"/quit":
-                return
+                break
             text = line.decode("utf-8", "replace").rstrip("\n")
             if text:
-                await client.send_text(text)
+                unconfirmed.add(await client.send_text(text))
+        deadline = loop.time() + 30
+        while unconfirmed and loop.time() < deadline and not task.done():
+            await asyncio.sleep(0.05)
     finally:
         task.cancel()
 
