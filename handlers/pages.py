@@ -15,7 +15,9 @@ PAGE_SCRIPTS = {
     "create": ("js/sealcrypto.js", "js/passwords.js", "js/forms.js"),
     "login": ("js/sealcrypto.js", "js/forms.js"),
     "chat": ("js/sealcrypto.js", "js/transport.js", "js/room.js", "js/emoji.js", "js/alerts.js",
-             "js/chatview.js"),
+             "js/chatview.js", "js/joincode.js", "js/idle.js"),
+    "kiosk": ("js/sealcrypto.js", "js/transport.js", "js/room.js", "js/joincode.js", "js/wakelock.js",
+              "js/kiosk.js"),
 }
 
 

@@ -6,7 +6,7 @@ from typing import List
 from tornado.routing import Rule
 from tornado.web import url
 
-from . import api, pages, poll, websocket
+from . import api, kiosk, pages, poll, websocket
 
 
 def routes() -> List[Rule]:
@@ -17,6 +17,8 @@ def routes() -> List[Rule]:
         url(r"/api/join", api.JoinHandler),
         url(r"/api/leave", api.LeaveHandler),
         url(r"/api/joincode", api.JoinCodeHandler),
+        url(r"/api/joincode/qr", kiosk.JoinCodeQrHandler),
+        url(r"/qr/join", kiosk.JoinLinkQrHandler),
         url(r"/api/poll/send", poll.PollSendHandler),
         url(r"/api/poll/events", poll.PollEventsHandler),
         url(r"/ws", websocket.ChatSocket),
@@ -24,5 +26,6 @@ def routes() -> List[Rule]:
         url(r"/create", pages.CreatePage),
         url(r"/login", pages.LoginPage),
         url(r"/chat/(.+)", pages.ChatPage),
+        url(r"/kiosk/(.+)", kiosk.KioskPage),
         url(r"/static/([0-9a-f]{20})/([A-Za-z0-9_./-]+)", pages.StaticAssetHandler),
     ]

@@ -22,6 +22,11 @@
         return dom.byId(id);
     }
 
+    function checked(id) {
+        var node = field(id);
+        return !!(node && node.checked);
+    }
+
     function value(id) {
         var node = field(id);
         return node ? node.value.replace(/^\s+|\s+$/g, '') : '';
@@ -192,9 +197,11 @@
             cursor: resp.cursor,
             members: resp.members,
             limits: resp.limits,
-            keys: root.SealCrypto.exportForResume(keys)
+            keys: root.SealCrypto.exportForResume(keys),
+            joinCode: !!resp.join_code,
+            joinCodeNew: !!resp.join_code_info
         });
-        root.location.href = '/chat/' + encodeURIComponent(resp.name);
+        root.location.href = (checked('opt-kiosk') ? '/kiosk/' : '/chat/') + encodeURIComponent(resp.name);
     }
 
     function validate(needPassword) {
@@ -302,7 +309,7 @@
                         return;
                     }
                     api.create({room: room, username: user, salt: salt, kdf: root.SealCrypto.KDF, iter: iter,
-                        verifier: keys.verifier, join_code: false}, function (err2, resp) {
+                        verifier: keys.verifier, join_code: checked('opt-joincode')}, function (err2, resp) {
                         if (err2) {
                             busy(false);
                             statusError(err2);

@@ -1,0 +1,70 @@
+"""The kiosk view and the QR codes it and the chat page show (join link, authenticator URI)."""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from chat import names, qr
+from chat.errors import ChatError
+
+from .base import BaseHandler, SessionHandler
+from .pages import PageHandler
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+class KioskPage(PageHandler):
+    """/kiosk/<room>: a member device on a wall; `?readonly=1` hides the composer."""
+
+    page, template = "kiosk", "kiosk.html"
+
+    def get(self, room: str) -> None:  # type: ignore[override]
+        self.render_page(room=room, read_only=self.get_query_argument("readonly", "") in ("1", "true", "yes"))
+
+
+class SvgHandler(BaseHandler):
+    def write_svg(self, data: str) -> None:
+        """An SVG image that no cache keeps (it may carry a join-code secret)."""
+        self.set_header("Content-Type", qr.CONTENT_TYPE)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(qr.svg(data))
+
+
+class JoinCodeQrHandler(SessionHandler, SvgHandler):
+    """GET /api/joincode/qr: the otpauth:// URI as a QR code, for members only."""
+
+    def get(self) -> None:
+        room = self.rooms.room_of(self.session)
+        if room.join_code is None:
+            raise ChatError("not_found", "This room has no join code.")
+        self.write_svg(room.join_code.uri(room.name))
+
+
+class JoinLinkQrHandler(SvgHandler):
+    """GET /qr/join?roomname=<name>: the join page's address with the room name, as a QR code.
+
+    The room name is no secret (it is in every link to the room), so no session is needed.
+    """
+
+    def get(self) -> None:
+        name = names.display_room_name(self.get_query_argument("roomname", ""))
+        self.write_svg(qr.join_link(self.base_url(), name))
+
+    def base_url(self) -> str:
+        """This server as the browser reached it: Host header, and https when TLS is on here or
+        at a trusted proxy that says so."""
+        host = self.request.host or ""
+        if not _HOST.match(host):
+            raise ChatError("bad_frame", "The request's Host header is not a host name.")
+        scheme = self.request.protocol
+        forwarded = self.request.headers.get("X-Forwarded-Proto", "").strip().lower()
+        if forwarded in ("http", "https") and self._from_trusted_proxy():
+            scheme = forwarded
+        return f"{scheme}://{host}"
+
+    def _from_trusted_proxy(self) -> bool:
+        try:
+            peer = ipaddress.ip_address(self.request.remote_ip or "")
+        except ValueError:
+            return False
+        return any(peer.version == net.version and peer in net for net in self.config.trusted_proxies)
