@@ -14,7 +14,7 @@ pytest.importorskip("playwright.sync_api")
 
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import INSECURE_HOST, PyMember, Server, tiny_png  # noqa: E402
+from .conftest import INSECURE_HOST, FlakyProxy, PyMember, Server, tiny_png  # noqa: E402
 from .helpers import (  # noqa: E402
     create_room, expect_member, expect_message, join_room, send_text, wait_connected)
 
@@ -179,4 +179,121 @@ def test_server_restart_sends_user_back_to_join_page(pages):
         assert page.evaluate("sessionStorage.getItem('sealchat.session')") is None
     finally:
         server.stop()
+    pages.check_clean()
+
+
+def test_missed_events_show_a_gap_notice_and_limits_hold(pages):
+    """A long-poll page that loses the network shows it is reconnecting, then says what it missed."""
+    server = Server("--buffer-events", "2", "--poll-timeout", "3", "--max-file-bytes", "2000")
+    py = None
+    try:
+        base = server.url()
+        room = room_name("gap")
+        page = pages.page(pages.context(init_script="delete window.WebSocket;"))
+        create_room(page, base, room, "erin", PASSWORD)
+        wait_connected(page, "poll")
+        py = PyMember(base, room, "frank", PASSWORD)
+        py.join()
+        expect_member(page, "frank")
+
+        page.route("**/api/poll/events", lambda route: route.abort())
+        expect(page.locator("#transport-status")).to_have_attribute("data-state", "reconnecting")
+        for i in range(5):
+            py.run(py.client.send_text(f"while away {i}"))
+        page.unroute("**/api/poll/events")
+        wait_connected(page, "poll")
+        expect(page.locator("#messages li.gap")).to_have_count(1)
+        expect(page.locator("#messages li.gap")).to_contain_text("Some messages were missed")
+        expect_message(page, "while away 4")
+
+        # The server's file limit reaches the page: a bigger file is refused before sending.
+        page.set_input_files("#file-input", files=[{"name": "big.bin", "mimeType": "application/octet-stream",
+                                                    "buffer": b"x" * 2500}])
+        expect(page.locator("#messages li.bad").filter(has_text="at most")).to_have_count(1)
+    finally:
+        if py is not None:
+            py.close()
+        server.stop()
+    pages.check_clean()
+
+
+def test_paste_emoji_and_unread_title(pages, shared_server):
+    base = shared_server.url()
+    room = room_name("extras")
+    a, b = pages.page(), pages.page()
+    create_room(a, base, room, "gina", PASSWORD)
+    join_room(b, base, room, "hal", PASSWORD)
+
+    # Emoji picker inserts at the caret; Enter sends.
+    b.fill("#message-input", "nice ")
+    b.click("#emoji-button")
+    first = b.locator("#emoji-panel button").first
+    emoji = first.get_attribute("data-emoji")
+    first.click()
+    expect(b.locator("#message-input")).to_have_value("nice " + emoji)
+    b.press("#message-input", "Enter")
+    expect_message(a, "nice " + emoji)
+
+    # A pasted image is encrypted, sent and shown from a decrypted blob on the other side.
+    a.evaluate("""(bytes) => {
+        var dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], '', {type: 'image/png'}));
+        document.getElementById('message-input').dispatchEvent(
+            new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));
+    }""", list(tiny_png()))
+    expect(b.locator("#messages img.shared")).to_have_count(1)
+    expect(b.locator("#messages a.download")).to_have_text("pasted-image.png")
+
+    # While the tab is hidden, new messages count in its title.
+    a.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: function () { return true; }});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    send_text(b, "one")
+    send_text(b, "two")
+    expect(a).to_have_title(f"(2) {room} - Sealchat")
+    a.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: function () { return false; }});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    expect(a).to_have_title(f"{room} - Sealchat")
+    pages.check_clean()
+
+
+def test_websocket_drops_resend_and_fall_back_to_long_poll(pages, shared_server):
+    """Frames lost with a dying WebSocket are resent once after reconnecting; a WebSocket that
+    keeps dropping gives way to long-poll, and the page shows each state."""
+    proxy = FlakyProxy(shared_server.port)
+    try:
+        room = room_name("flaky")
+        flaky, steady = pages.page(), pages.page()
+        create_room(flaky, proxy.url(), room, "ivan", PASSWORD)
+        join_room(steady, shared_server.url(), room, "judy", PASSWORD)
+        wait_connected(flaky, "ws")
+        status = flaky.locator("#transport-status")
+
+        # Sent into a connection that silently stopped delivering, then cut: resent, seen once.
+        proxy.blackhole = True
+        send_text(flaky, "lost in transit")
+        proxy.drop_all()
+        proxy.blackhole = False
+        expect(status).to_have_attribute("data-state", "reconnecting")
+        wait_connected(flaky, "ws")
+        expect_message(steady, "lost in transit")
+        expect_message(flaky, "lost in transit")
+
+        # Two more drops within a minute: the page switches to long-poll and says why.
+        for _ in range(2):
+            proxy.drop_all()
+            expect(status).not_to_have_attribute("data-state", "connected")
+            wait_connected(flaky)
+        wait_connected(flaky, "poll")
+        expect(status).to_contain_text("keeps dropping")
+        send_text(flaky, "over long-poll now")
+        expect_message(steady, "over long-poll now")
+        send_text(steady, "and back")
+        expect_message(flaky, "and back")
+        assert steady.locator("#messages li.msg .body").all_text_contents().count("lost in transit") == 1
+    finally:
+        proxy.close()
     pages.check_clean()

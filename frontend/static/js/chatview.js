@@ -432,6 +432,12 @@
 
     function boot() {
         var meta = dom.byId('sealchat-crypto'), out = dom.byId('crypto-backend');
+        if (!SC) {
+            dom.setText(dom.byId('crypto-notice'), 'This browser cannot do the encryption Sealchat needs. ' +
+                'Please use a current version of Firefox, Chrome, Safari or Edge.');
+            dom.show(dom.byId('crypto-notice'), true);
+            return;
+        }
         if (!saved || (saved.room !== urlRoom && saved.roomId !== urlRoom.toLowerCase())) {
             goJoin(saved ? '' : 'Join the room with its password to chat in this tab.', urlRoom,
                 saved ? saved.username : '');

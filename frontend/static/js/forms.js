@@ -18,6 +18,9 @@
         room_not_found: 'There is no room with this name. It may have closed when its last member left.'
     };
 
+    var UNSUPPORTED = 'This browser cannot do the encryption Sealchat needs, so it cannot create or join ' +
+        'rooms. Please use a current version of Firefox, Chrome, Safari or Edge.';
+
     function field(id) {
         return dom.byId(id);
     }
@@ -72,6 +75,8 @@
     function setupCrypto(cb) {
         var meta = field('sealchat-crypto'), out = field('crypto-backend'), notice = field('crypto-notice');
         if (!root.SealCrypto) {
+            dom.setText(notice, UNSUPPORTED);
+            dom.show(notice, true);
             cb(null);
             return;
         }
@@ -85,8 +90,7 @@
                         'none available');
             }
             if (!backend && notice) {
-                dom.setText(notice, 'This browser cannot do the encryption Sealchat needs, so it cannot ' +
-                    'create or join rooms. Please use a current version of Firefox, Chrome, Safari or Edge.');
+                dom.setText(notice, UNSUPPORTED);
                 dom.show(notice, true);
             }
             cb(backend);
@@ -157,9 +161,15 @@
 
     // ---- deriving and entering -----------------------------------------------------------
 
+    // Web Crypto derives in one step: the bar stays indeterminate until a fraction is known.
     function progressUi(fraction) {
-        var pct = Math.max(0, Math.min(100, Math.round(fraction * 100)));
-        field('kdf-progress').value = pct;
+        var pct = Math.max(0, Math.min(100, Math.round(fraction * 100))), bar = field('kdf-progress');
+        if (fraction <= 0) {
+            bar.removeAttribute('value');
+            dom.setText(field('kdf-percent'), 'working…');
+            return;
+        }
+        bar.value = pct;
         dom.setText(field('kdf-percent'), pct + '%');
     }
 
