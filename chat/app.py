@@ -9,7 +9,7 @@ import pathlib
 import signal
 import ssl
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import tornado.httpserver
 import tornado.ioloop
@@ -62,23 +62,24 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
     return app
 
 
-def ssl_context(settings: Settings) -> Optional[ssl.SSLContext]:
+def tls_setup(settings: Settings) -> Tuple[Optional[ssl.SSLContext], Optional[tls.Certificate]]:
     """TLS from --certfile/--keyfile, or from the --self-signed certificate (made or reused)."""
     if settings.self_signed:
         cert = tls.ensure_self_signed(settings.self_signed)
-        print(f"Self-signed certificate {cert.certfile} ({'new' if cert.created else 'reused'}) for "
-              f"{', '.join(n.split(':', 1)[1] for n in cert.names)}", flush=True)
-        print(f"Certificate SHA-256 fingerprint: {cert.fingerprint}", flush=True)
-        return tls.server_context(cert.certfile, cert.keyfile)
+        return tls.server_context(cert.certfile, cert.keyfile), cert
     if not settings.certfile:
-        return None
-    return tls.server_context(settings.certfile, settings.keyfile or "")
+        return None, None
+    return tls.server_context(settings.certfile, settings.keyfile or ""), None
+
+
+def ssl_context(settings: Settings) -> Optional[ssl.SSLContext]:
+    return tls_setup(settings)[0]
 
 
 def serve(settings: Settings) -> tornado.httpserver.HTTPServer:
     """Bind and start serving; prints the one start-up line with the real address and TLS state."""
     app = make_app(settings)
-    ctx = ssl_context(settings)
+    ctx, cert = tls_setup(settings)
     server = tornado.httpserver.HTTPServer(app, ssl_options=ctx, xheaders=False,
                                            max_body_size=2 * settings.max_frame_bytes,
                                            idle_connection_timeout=settings.presence_timeout)
@@ -88,6 +89,10 @@ def serve(settings: Settings) -> tornado.httpserver.HTTPServer:
     scheme = "https" if ctx else "http"
     print(f"Sealchat listening on {scheme}://{settings.host or '0.0.0.0'}:{port} "
           f"(TLS {'on' if ctx else 'off'})", flush=True)
+    if cert is not None:  # after the one line above, which scripts read first
+        print(f"Self-signed certificate {cert.certfile} ({'new' if cert.created else 'reused'}) for "
+              f"{', '.join(n.split(':', 1)[1] for n in cert.names)}", flush=True)
+        print(f"Certificate SHA-256 fingerprint: {cert.fingerprint}", flush=True)
     return server
 
 

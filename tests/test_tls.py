@@ -110,6 +110,8 @@ def start_server(args: list, log_path: pathlib.Path) -> Tuple[subprocess.Popen, 
         lines.append(line.strip())
         m = re.search(r"listening on https?://[^:]+:(\d+)", line)
         if m:
+            if "--self-signed" in args:  # the certificate and its fingerprint follow
+                lines += [proc.stdout.readline().decode().strip() for _ in range(2)]
             return proc, int(m.group(1)), lines
 
 
