@@ -28,9 +28,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1"]
 
 
-# Runs before any page script: collects CSP violations for the assertions.
+# Runs before any page script: collects CSP violations, and the transport states shown.
 WATCH_SCRIPT = """
 window.__csp = [];
+window.__states = [];
+document.addEventListener('DOMContentLoaded', function () {
+  var node = document.getElementById('transport-status');
+  if (!node || !window.MutationObserver) { return; }
+  new MutationObserver(function () {
+    var s = node.getAttribute('data-transport') + ':' + node.getAttribute('data-state');
+    if (window.__states[window.__states.length - 1] !== s) { window.__states.push(s); }
+  }).observe(node, {attributes: true});
+});
 document.addEventListener('securitypolicyviolation', function (e) {
   window.__csp.push(e.violatedDirective + ' ' + e.blockedURI);
 });

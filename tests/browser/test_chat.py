@@ -122,6 +122,7 @@ def test_second_tab_refused_and_reload_resumes(pages, strict_server):
     expect_message(first, "before reload")
     first.reload()
     wait_connected(first)
+    expect(first.locator("#messages li.resumed")).to_have_count(1)
     expect(first.locator("#room-name")).to_have_text(room)
     expect_member(first, "carol")
     send_text(first, "after reload")
@@ -197,7 +198,8 @@ def test_missed_events_show_a_gap_notice_and_limits_hold(pages):
         expect_member(page, "frank")
 
         page.route("**/api/poll/events", lambda route: route.abort())
-        expect(page.locator("#transport-status")).to_have_attribute("data-state", "reconnecting")
+        page.wait_for_function("() => window.__states.indexOf('poll:reconnecting') >= 0")
+        expect(page.locator("#transport-status")).to_contain_text("Reconnecting")
         for i in range(5):
             py.run(py.client.send_text(f"while away {i}"))
         page.unroute("**/api/poll/events")
@@ -277,16 +279,17 @@ def test_websocket_drops_resend_and_fall_back_to_long_poll(pages, shared_server)
         send_text(flaky, "lost in transit")
         proxy.drop_all()
         proxy.blackhole = False
-        expect(status).to_have_attribute("data-state", "reconnecting")
+        flaky.wait_for_function("() => window.__states.indexOf('ws:reconnecting') >= 0")
         wait_connected(flaky, "ws")
         expect_message(steady, "lost in transit")
         expect_message(flaky, "lost in transit")
 
         # Two more drops within a minute: the page switches to long-poll and says why.
-        for _ in range(2):
-            proxy.drop_all()
-            expect(status).not_to_have_attribute("data-state", "connected")
-            wait_connected(flaky)
+        seen = flaky.evaluate("window.__states.length")
+        proxy.drop_all()
+        flaky.wait_for_function("(n) => window.__states.slice(n).indexOf('ws:reconnecting') >= 0", arg=seen)
+        wait_connected(flaky, "ws")
+        proxy.drop_all()
         wait_connected(flaky, "poll")
         expect(status).to_contain_text("keeps dropping")
         send_text(flaky, "over long-poll now")

@@ -425,6 +425,11 @@
             },
             onTerminal: terminal});
         room.attach(transport);
+        if (saved.opened) {
+            notice('Back in the room after a reload. Earlier messages are not kept, by design.', 'resumed');
+        } else {
+            Seal.session.update({opened: true});
+        }
         setupComposer();
         setupSettings();
         transport.start();

@@ -150,6 +150,7 @@
                 self.backoff = 500;
                 if (probe) {
                     self.stopPoll();
+                    self.wsDrops = [];
                 }
                 self.mode = 'ws';
                 self.deliver(ev);
