@@ -259,6 +259,44 @@ def test_paste_emoji_and_unread_title(pages, shared_server):
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
     expect(a).to_have_title(f"{room} - Sealchat")
+
+    # A file dropped on the conversation is sent too; a non-image is offered as a download only.
+    b.evaluate("""() => {
+        var dt = new DataTransfer();
+        dt.items.add(new File(['plain notes'], 'notes <b>1</b>.txt', {type: 'text/plain'}));
+        document.getElementById('chat').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""")
+    download = a.locator("#messages a.download").filter(has_text="notes <b>1</b>.txt")
+    expect(download).to_have_count(1)
+    expect(download).to_have_attribute("download", "notes <b>1</b>.txt")
+    expect(a.locator("#messages img.shared")).to_have_count(1)
+
+    # Going back to the start page from a room offers the way back into it.
+    a.goto(base + "/")
+    expect(a.locator("#return-notice")).to_contain_text(room)
+    a.click("#return-notice a")
+    wait_connected(a)
+    expect(a.locator("#room-name")).to_have_text(room)
+    pages.check_clean()
+
+
+def test_web_crypto_and_fallback_pages_read_each_other(pages, shared_server):
+    room = room_name("mixed")
+    wc = pages.page()
+    fb = pages.page()
+    create_room(wc, shared_server.url(), room, "kim", PASSWORD)
+    join_room(fb, shared_server.url(INSECURE_HOST), room, "lee", PASSWORD)
+    expect(wc.locator("#crypto-backend")).to_have_attribute("data-backend", "webcrypto")
+    expect(fb.locator("#crypto-backend")).to_have_attribute("data-backend", "fallback")
+    send_text(wc, "from web crypto")
+    expect_message(fb, "from web crypto")
+    send_text(fb, "from the fallback")
+    expect_message(wc, "from the fallback")
+    fb.set_input_files("#file-input", files=[{"name": "fb.png", "mimeType": "image/png", "buffer": tiny_png(5, 5)}])
+    img = wc.locator("#messages img.shared")
+    expect(img).to_have_count(1)
+    assert wc.evaluate("(el) => el.naturalWidth", img.element_handle()) == 5
     pages.check_clean()
 
 

@@ -408,7 +408,7 @@
     function start(keys) {
         var forcePoll = !!Seal.session.pref('forcePoll');
         room = new Seal.Room({keys: keys, username: saved.username, token: saved.token, cursor: saved.cursor,
-            members: saved.members || [], limits: saved.limits || {}, onView: onView,
+            members: [saved.username], limits: saved.limits || {}, onView: onView,
             onCursor: function (cursor) {
                 Seal.session.update({cursor: cursor});
             }});

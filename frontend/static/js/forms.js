@@ -205,7 +205,6 @@
             roomId: resp.room_id,
             username: resp.username,
             cursor: resp.cursor,
-            members: resp.members,
             limits: resp.limits,
             keys: root.SealCrypto.exportForResume(keys),
             joinCode: !!resp.join_code,
@@ -390,6 +389,21 @@
         });
     }
 
+    // A tab that is still in a room (Back button, typed address) is offered the way back.
+    function offerReturn() {
+        var saved = Seal.session.load(), main = field('main'), note;
+        if (!saved || !main) {
+            return;
+        }
+        note = dom.el('p', {className: 'notice', id: 'return-notice'}, [
+            'This tab is still in the room ' + saved.room + ' as ' + saved.username + '. ',
+            dom.el('a', {href: '/chat/' + encodeURIComponent(saved.room), text: 'Return to it'}),
+            '.'
+        ]);
+        main.insertBefore(note, main.firstChild);
+    }
+
+    offerReturn();
     if (page === 'index') {
         startPage();
     } else if (page === 'create' || page === 'login') {
