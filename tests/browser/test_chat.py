@@ -12,11 +12,10 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import expect  # noqa: E402
+from playwright.sync_api import expect
 
-from .conftest import INSECURE_HOST, FlakyProxy, PyMember, Server, tiny_png  # noqa: E402
-from .helpers import (  # noqa: E402
-    create_room, expect_member, expect_message, join_room, send_text, wait_connected)
+from .conftest import INSECURE_HOST, FlakyProxy, PyMember, Server, tiny_png
+from .helpers import create_room, expect_member, expect_message, join_room, send_text, wait_connected
 
 PASSWORD = "correct horse battery staple"
 XSS_IMG = "<img src=x onerror=alert(1)>"

@@ -49,7 +49,7 @@ def test_page_has_strict_csp_and_nothing_inline(shared_server, path):
 
 
 def test_scripts_minified_vendor_as_shipped_and_fallback_urls_given(shared_server):
-    status, _, body = fetch(shared_server.url() + "/create")
+    _, _, body = fetch(shared_server.url() + "/create")
     html = body.decode("utf-8")
     vendor = re.search(r'data-vendor="([^"]+)"', html).group(1)
     worker = re.search(r'data-worker="([^"]+)"', html).group(1)

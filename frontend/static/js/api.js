@@ -15,11 +15,14 @@
     }
 
     function request(method, path, body, opts, cb) {
-        var xhr = new root.XMLHttpRequest(), done = false;
+        var xhr = new root.XMLHttpRequest(), done = false, timer = null;
         opts = opts || {};
         function finish(err, data) {
             if (!done) {
                 done = true;
+                if (timer) {
+                    root.clearTimeout(timer);
+                }
                 cb(err, data);
             }
         }
@@ -32,8 +35,17 @@
         if (opts.token) {
             xhr.setRequestHeader('Authorization', 'Bearer ' + opts.token);
         }
+        // A timer rather than xhr.timeout, which old engines lack.
         if (opts.timeout) {
-            xhr.timeout = opts.timeout;
+            timer = root.setTimeout(function () {
+                timer = null;
+                finish(makeError('timeout', 'The server did not answer in time.'));
+                try {
+                    xhr.abort();
+                } catch (e) {
+                    // already finished
+                }
+            }, opts.timeout);
         }
         xhr.onreadystatechange = function () {
             var data = null, status;
@@ -60,13 +72,13 @@
                     'The server answered with an error (' + status + ').', status));
             }
         };
-        xhr.ontimeout = function () {
-            finish(makeError('timeout', 'The server did not answer in time.'));
-        };
         xhr.send(body === undefined || body === null ? null : JSON.stringify(body));
         return {
             abort: function () {
                 done = true;
+                if (timer) {
+                    root.clearTimeout(timer);
+                }
                 try {
                     xhr.abort();
                 } catch (e) {

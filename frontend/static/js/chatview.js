@@ -343,7 +343,9 @@
             dom.show(hint, false);
             sendFiles(ev.dataTransfer && ev.dataTransfer.files);
         });
-        input.focus();
+        if (!('ontouchstart' in root)) {
+            input.focus(); // on phones this would pop up the keyboard before anyone asked
+        }
     }
 
     function setupSettings() {
