@@ -59,6 +59,12 @@ def test_two_browsers_and_python_client(pages, shared_server, host, backend):
         expect(link).to_have_attribute("rel", "noopener noreferrer")
         got = py.wait_for(lambda ev: ev.get("type") == "text" and ev["from"] == alice)
         assert got["text"] == hostile
+        # Text content equals the payloads exactly: the body, the sender, the member list.
+        assert b.locator("#messages li.msg .body").first.text_content() == hostile
+        assert b.locator("#messages li.msg .from").first.text_content() == alice
+        assert alice in b.locator("#member-list li").all_text_contents()
+        assert bob in a.locator("#member-list li").all_text_contents()
+        assert b.locator("#messages img:not(.shared), #messages script").count() == 0
 
         send_text(b, "javascript:alert(1) is not a link")
         expect_message(a, "javascript:alert(1) is not a link")
