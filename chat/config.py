@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -82,44 +83,23 @@ class Settings:
         return validate(replace(self, **changes))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
+def _number(cast: type, low: float, high: float, what: str, rule: str) -> Callable[[str], Any]:
+    """An argparse type: `cast` the text and insist on low <= value <= high, else say `rule`."""
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} {text} {rule}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be zero or positive")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
-    return value
+_positive_int = _number(int, 1, math.inf, "whole number", "must be positive")
+_positive_float = _number(float, 1e-9, 1e9, "number", "must be positive and finite")
+_non_negative_float = _number(float, 0, 1e9, "number", "must be zero or positive and finite")
+_port = _number(int, 0, 65535, "port", "is outside 0..65535")
 
 
 def _network(text: str) -> Network:
