@@ -11,7 +11,7 @@ import json
 import os
 import random
 import socket
-from typing import Callable, List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 from urllib.parse import quote
 
 import pytest
@@ -176,7 +176,7 @@ async def fuzz_websocket(api: Raw, rng: random.Random, frames: int) -> int:
     return sent
 
 
-async def expect_error(api: Raw, path: str, method: str = "POST", body: bytes = None, **kw) -> dict:
+async def expect_error(api: Raw, path: str, method: str = "POST", body: Optional[bytes] = None, **kw) -> dict:
     resp = await api.fetch(path, method, body, **kw)
     assert 400 <= resp.code < 500, (path, resp.code, resp.body[:200])
     assert resp.headers["Content-Type"].startswith("application/json"), (path, resp.code)

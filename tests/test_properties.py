@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from chat import names
 from chat.errors import STATUS, ChatError
-from chat.protocol import CHUNK_BYTES, MAX_CURSOR, MAX_REF_CHARS, Frame, FrameLimits, parse_frame
+from chat.protocol import (
+    CHUNK_BYTES,
+    MAX_CURSOR,
+    MAX_REF_CHARS,
+    Frame,
+    FrameLimits,
+    parse_frame,
+)
 
 LIMITS = FrameLimits(max_frame_bytes=8192, max_text_bytes=1024, max_chunks=20)
 FRAME_CODES = {"bad_json", "bad_frame", "unknown_type", "too_large"}

@@ -7,7 +7,8 @@ import logging
 import os
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from chat.addresses import client_address

@@ -221,8 +221,8 @@ async def test_foreign_origin_cannot_post(raw, caplog) -> None:
 @pytest.mark.gen_test
 async def test_foreign_origin_cannot_open_a_websocket(raw, caplog, server_url) -> None:
     caplog.set_level(logging.WARNING, logger="sealchat.security")
-    from tornado.websocket import websocket_connect
     from tornado.httpclient import HTTPClientError
+    from tornado.websocket import websocket_connect
 
     api = await raw().ready()
     await api.make_room("Ws Origin Room")
