@@ -119,7 +119,17 @@ def assert_security_headers(resp: HTTPResponse, page: bool = True) -> None:
 
 GET_PATHS = ["/healthz", "/api/rooms/Lobby", "/api/rooms/%00bad", "/", "/create?username=a&roomname=b",
              "/login", "/chat/Lobby", "/no/such/page", "/static/0123456789abcdef0123/nothing.js",
-             "/api/joincode", "/api/poll/events", "/ws"]
+             "/api/joincode", "/api/poll/events", "/ws", "/api/joincode/qr", "/qr/join?room=Lobby",
+             "/kiosk/Lobby", "/api/rooms", "/api/join", "/api/leave", "/api/poll/send"]
+
+
+def test_header_check_covers_every_route() -> None:
+    """A new route must be added to GET_PATHS, so its headers get checked too."""
+    from handlers.routes import routes
+
+    for rule in routes():
+        pattern = rule.matcher.regex
+        assert any(pattern.match(path.split("?")[0]) for path in GET_PATHS), pattern.pattern
 
 
 @pytest.mark.gen_test
