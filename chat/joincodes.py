@@ -1,6 +1,7 @@
 """Optional TOTP join codes: a room can require the current code besides the password."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Optional
 
@@ -23,7 +24,7 @@ class JoinCode:
     def current(self, now: Optional[float] = None) -> dict:
         now = time.time() if now is None else now
         return {"code": self._totp.at(now),
-                "expires_in": int(STEP_SECONDS - now % STEP_SECONDS),
+                "expires_in": math.ceil(STEP_SECONDS - now % STEP_SECONDS),
                 "step": STEP_SECONDS}
 
     def verify(self, code: object, now: Optional[float] = None) -> bool:
