@@ -140,6 +140,9 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         if fields["cursor"] > hub.seq:
             raise ChatError("bad_cursor", f"Cursor {fields['cursor']} is ahead of the room ({hub.seq}).")
         self.session = session
+        if self._hello_timer is not None:  # no need to hold a timer per connection any longer
+            tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
+            self._hello_timer = None
         session.transport = "ws"
         session.last_seen = self.rooms.clock()
         self.send(self.rooms.welcome(session))
