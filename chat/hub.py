@@ -87,7 +87,12 @@ class Hub:
         first = self._buffer[0][0]
         if cursor + 1 < first:
             return Gap(cursor + 1, first - 1), [raw for _, _, raw in self._buffer]
-        return None, [raw for _, _, raw in islice(self._buffer, cursor + 1 - first, None)]
+        # Sequence numbers in the buffer are contiguous and end at self.seq: take the newest
+        # `wanted` from the right, so a poll costs what it returns, not what the buffer holds.
+        wanted = self.seq - cursor
+        out = [raw for _, _, raw in islice(reversed(self._buffer), wanted)]
+        out.reverse()
+        return None, out
 
     def attach(self, session_id: str, conn: Connection) -> Optional[Connection]:
         """Push future events to `conn`; returns the connection it replaced, if any."""
