@@ -456,6 +456,8 @@ async def run_scenario(sc: Scenario, kind: str, progress: Callable[[str], None],
             "errors": len(run.errors),
             "error_samples": run.errors[:5],
             "server_cpu_s": round(u2.cpu_s - u1.cpu_s, 2),
+            "server_cpu_us_per_delivery": (round(1e6 * (u2.cpu_s - u1.cpu_s) / run.delivered, 1)
+                                           if run.delivered else None),
             "server_cpu_util": round((u2.cpu_s - u1.cpu_s) / max(1e-9, t_end - t_traffic), 3),
             "setup_cpu_s": round(u1.cpu_s - u0.cpu_s, 2),
             "rss_start_kb": u0.rss_kb,

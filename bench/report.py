@@ -19,7 +19,7 @@ def _f(value: Any, fmt: str = "{:.1f}") -> str:
 def table(results: List[Dict[str, Any]]) -> str:
     """A fixed-width table, one row per (scenario, server)."""
     head = ["scenario", "server", "sessions", "offered/s", "deliv/s", "p50 ms", "p95 ms", "p99 ms",
-            "lost", "dup", "cpu s", "cpu %", "RSS MB", "KB/sess", "image s"]
+            "lost", "dup", "cpu s", "cpu %", "us/deliv", "RSS MB", "KB/sess", "image s"]
     rows = [head]
     for r in results:
         lat = r.get("latency_ms", {})
@@ -29,6 +29,7 @@ def table(results: List[Dict[str, Any]]) -> str:
             _f(lat.get("p99"), "{:.1f}"), str(r.get("lost", "-")), str(r.get("duplicated", "-")),
             _f(r.get("server_cpu_s"), "{:.2f}"), _f(100 * r["server_cpu_util"] if "server_cpu_util" in r else None,
                                                        "{:.0f}"),
+            _f(r.get("server_cpu_us_per_delivery"), "{:.1f}"),
             _f(r["rss_loaded_kb"] / 1024 if "rss_loaded_kb" in r else None, "{:.1f}"),
             _f(r.get("rss_per_session_kb"), "{:.1f}"), _f(r.get("complete_max_s"), "{:.2f}"),
         ])
