@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 import pathlib
 import resource
+import select
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -62,9 +62,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(self.cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, preexec_fn=raise_nofile, text=True)
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        line = self.proc.stdout.readline()
-        if "listening on" not in line or time.monotonic() > deadline:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if "listening on" not in line:
             self.stop()
             raise RuntimeError(f"{self.kind} server did not start: {line!r}")
         self.port = int(line.split("://", 1)[1].split(":")[1].split()[0].rstrip("/"))
