@@ -44,7 +44,7 @@ def verifier_for(auth_key: bytes) -> bytes:
     return hashlib.sha256(b"sealchat/v1/verifier\0" + auth_key).digest()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
     session_id: str
     room_id: str

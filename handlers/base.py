@@ -1,6 +1,7 @@
 """The base handler: typed JSON errors, security headers, client address and shared state."""
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any, Optional
@@ -19,6 +20,7 @@ HTTP_CODES = {400: "bad_frame", 403: "forbidden_origin", 404: "not_found", 405: 
               413: "too_large"}
 
 
+@functools.lru_cache(maxsize=64)
 def content_security_policy(host: str, tls: bool) -> str:
     """A strict CSP: nothing inline, nothing foreign, no framing."""
     ws = ("wss://" if tls else "ws://") + host
