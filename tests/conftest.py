@@ -15,13 +15,14 @@ from chat.config import Settings
 pytest_plugins = ["tests.loghygiene"]
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+VECTORS = REPO / "tests" / "vectors"
 FAST_ITER = 100_000
 _addresses = itertools.count(2)
 
 
 def shared_vectors() -> dict:
-    return json.loads((SHARED / "protocol-v1-vectors.json").read_text())
+    """The protocol's known-answer vectors, as vendored beside the tests (see tests/test_packaging.py)."""
+    return json.loads((VECTORS / "protocol-v1-vectors.json").read_text())
 
 
 def next_address() -> str:

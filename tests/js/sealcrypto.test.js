@@ -11,7 +11,7 @@ const crypto = require('node:crypto');
 const env = require('./browser-env.js');
 
 const { repoRoot, makeBrowser, call, callThen, detect, hex, fromB64u, toB64u, sha256hex } = env;
-const SHARED = JSON.parse(fs.readFileSync(path.join(repoRoot, '..', 'shared', 'protocol-v1-vectors.json'), 'utf8'));
+const SHARED = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests', 'vectors', 'protocol-v1-vectors.json'), 'utf8'));
 const FILES = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests', 'vectors', 'file-chunks-v1.json'), 'utf8'));
 
 const MODES = ['webcrypto', 'fallback', 'fallback-noworker'];

@@ -10,7 +10,7 @@ import pathlib
 from chat.client import crypto
 
 HERE = pathlib.Path(__file__).parent
-SHARED = HERE.parents[2] / "shared" / "protocol-v1-vectors.json"
+SHARED = HERE / "protocol-v1-vectors.json"
 
 
 def pattern(size: int) -> bytes:
