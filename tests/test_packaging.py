@@ -1,0 +1,74 @@
+"""What a new user relies on before any code runs: the README's commands, CI, vectors and the install."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import REPO, VECTORS
+
+SHARED_VECTORS = REPO.parent / "shared" / "protocol-v1-vectors.json"
+
+
+def readme_commands() -> list[str]:
+    """The shell commands in the README's first two code blocks: install-and-run, then test."""
+    blocks = re.findall(r"```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.S)
+    return [b.strip() for b in blocks[:2]]
+
+
+def test_readme_first_screen_has_run_and_test_commands():
+    run, test = readme_commands()
+    assert "python run_server.py --port" in run and run.startswith("pip install")
+    assert "python -m pytest" in test and "[test]" in test
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    _, test = readme_commands()
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1].strip() == test
+
+
+@pytest.mark.skipif(not SHARED_VECTORS.exists(), reason="no published protocol directory beside the repository")
+def test_vendored_vectors_are_the_published_ones():
+    vendored = json.loads((VECTORS / "protocol-v1-vectors.json").read_text())
+    assert vendored == json.loads(SHARED_VECTORS.read_text())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_plain_install_serves_pages_and_scripts(tmp_path):
+    """A non-editable install carries the frontend: pages and their scripts come from site-packages."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(REPO)], check=True, cwd=tmp_path, timeout=300,
+                   env=dict(os.environ, PIP_NO_WARN_SCRIPT_LOCATION="1"))
+    assert not (target / "tests").exists()
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(target))
+    server = subprocess.Popen([sys.executable, "-c", "import chat.app, sys; print(chat.app.__file__, flush=True); "
+                               "chat.app.main(sys.argv[1:])", "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout.readline().startswith(str(target))  # not the source tree
+        assert "listening" in server.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        page = urllib.request.urlopen(base + "/create", timeout=10).read().decode()
+        scripts = re.findall(r'<script[^>]* src="(/static/[^"]+)"', page)
+        assert scripts, "the create page names its scripts"
+        for src in scripts:
+            assert urllib.request.urlopen(base + src, timeout=10).status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
