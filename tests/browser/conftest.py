@@ -6,6 +6,7 @@ downloaded. Every page records CSP violations and dialogs so tests can assert th
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import pathlib
 import shutil
@@ -13,11 +14,14 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import zlib
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
+
+from tests import loghygiene
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SEALCHAT_CHROMIUM", "/usr/bin/chromium")
@@ -46,19 +50,29 @@ document.addEventListener('securitypolicyviolation', function (e) {
 """
 
 
+LOG_DIR = pathlib.Path(tempfile.mkdtemp(prefix="sealchat-browser-logs-"))
+atexit.register(shutil.rmtree, LOG_DIR, True)  # after the log-hygiene plugin has read them
+
+
 class Server:
-    """`python run_server.py` on a free port; the port comes from its first stdout line."""
+    """`python run_server.py` on a free port; the port comes from its first stdout line. Its log
+    (stderr, at debug level) goes to a file that the log-hygiene plugin checks for secrets."""
 
     def __init__(self, *flags: str, port: int = 0) -> None:
         self.flags = flags
-        self.proc = subprocess.Popen(
-            [sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", str(port), *flags],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        fd, name = tempfile.mkstemp(prefix="server-", suffix=".log", dir=LOG_DIR)
+        self.log_path = pathlib.Path(name)
+        loghygiene.register_log_file(self.log_path)
+        with os.fdopen(fd, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", str(port),
+                 "--log-level", "debug", *flags],
+                cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.stop()
-            raise RuntimeError(f"server did not start: {line!r}")
+            raise RuntimeError(f"server did not start: {line!r} {self.log_path.read_text()[-2000:]}")
         self.port = int(line.split("127.0.0.1:")[1].split()[0])
 
     def restart(self) -> "Server":

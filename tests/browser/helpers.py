@@ -6,12 +6,15 @@ from urllib.parse import quote
 
 from playwright.sync_api import Page, expect
 
+from tests.loghygiene import register_secret
+
 OLD_DEVICES = "#iter-old"  # the 100000-iteration setting on the create form
 
 
 def create_room(page: Page, base: str, room: str, user: str, password: str) -> None:
     page.goto(f"{base}/create?roomname={quote(room)}&username={quote(user)}")
     expect(page.locator("#roomname")).to_have_value(room)
+    register_secret(password, "password")
     page.fill("#password", password)
     page.check(OLD_DEVICES)
     page.click("#submit-button")
@@ -22,6 +25,7 @@ def create_room(page: Page, base: str, room: str, user: str, password: str) -> N
 def join_room(page: Page, base: str, room: str, user: str, password: str, expect_chat: bool = True) -> None:
     page.goto(f"{base}/login?roomname={quote(room)}&username={quote(user)}")
     expect(page.locator("#username")).to_have_value(user)
+    register_secret(password, "password")
     page.fill("#password", password)
     page.click("#submit-button")
     if expect_chat:
