@@ -19,6 +19,7 @@ import tornado.web
 from .assets import Assets
 from .config import Settings, parse_args
 from . import tls
+from .qr import SvgCache
 from .rooms import RoomTable
 
 TEMPLATES = pathlib.Path(__file__).resolve().parents[1] / "frontend" / "templates"
@@ -54,6 +55,7 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
         compress_response=False,
         template_path=str(TEMPLATES),
         assets=Assets.build(),
+        qr_cache=SvgCache(),
     )
     sweep_ms = 1000 * min(1.0, settings.presence_timeout / 4)
     sweeper = tornado.ioloop.PeriodicCallback(table.sweep, sweep_ms)

@@ -23,11 +23,18 @@ class KioskPage(PageHandler):
 
 
 class SvgHandler(BaseHandler):
-    def write_svg(self, data: str) -> None:
+    def write_svg(self, image: bytes) -> None:
         """An SVG image that no cache keeps (it may carry a join-code secret)."""
         self.set_header("Content-Type", qr.CONTENT_TYPE)
         self.set_header("Cache-Control", "no-store")
-        self.finish(qr.svg(data))
+        self.finish(image)
+
+    def make_svg(self, data: str) -> bytes:
+        """The QR image of `data`; data too long for a QR code is a typed refusal, not a crash."""
+        try:
+            return qr.svg(data)
+        except qr.QrTooLong:
+            raise ChatError("bad_frame", "This is too long to show as a QR code.") from None
 
 
 class JoinCodeQrHandler(SessionHandler, SvgHandler):
@@ -37,24 +44,35 @@ class JoinCodeQrHandler(SessionHandler, SvgHandler):
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
             raise ChatError("not_found", "This room has no join code.")
-        self.write_svg(room.join_code.uri(room.name))
+        self.write_svg(self.make_svg(room.join_code.uri(room.name)))
 
 
 class JoinLinkQrHandler(SvgHandler):
     """GET /qr/join?roomname=<name>: the join page's address with the room name, as a QR code.
 
-    The room name is no secret (it is in every link to the room), so no session is needed.
+    The room name is no secret (it is in every link to the room), so no session is needed; the
+    address pays for each request from its connection allowance, and recent images are cached.
     """
 
+    @property
+    def qr_cache(self) -> qr.SvgCache:
+        return self.settings["qr_cache"]
+
     def get(self) -> None:
+        self.rooms.connections.take(self.client_address)
         name = names.display_room_name(self.get_query_argument("roomname", ""))
-        self.write_svg(qr.join_link(self.base_url(), name))
+        base = self.base_url()
+        try:
+            image = self.qr_cache.join_link_svg(base, name)
+        except qr.QrTooLong:
+            raise ChatError("bad_frame", "This is too long to show as a QR code.") from None
+        self.write_svg(image)
 
     def base_url(self) -> str:
         """This server as the browser reached it: Host header, and https when TLS is on here or
         at a trusted proxy that says so."""
         host = self.request.host or ""
-        if not _HOST.match(host):
+        if len(host) > qr.MAX_HOST or not _HOST.match(host):
             raise ChatError("bad_frame", "The request's Host header is not a host name.")
         scheme = self.request.protocol
         forwarded = self.request.headers.get("X-Forwarded-Proto", "").strip().lower()

@@ -1,8 +1,11 @@
 """QR codes: the SVG module, the members-only authenticator QR and the public join-link QR."""
 from __future__ import annotations
 
+import json
+import logging
 import xml.etree.ElementTree as ET
 from typing import Optional
+from urllib.parse import quote
 
 import pyotp
 import pytest
@@ -10,6 +13,9 @@ from tornado.httpclient import HTTPResponse
 
 from chat import qr
 from chat.client.http import HttpApi
+from chat.config import Rate
+from chat.joincodes import JoinCode
+from chat.names import MAX_ROOM_NAME
 
 from .conftest import FAST_ITER, next_address
 
@@ -29,8 +35,36 @@ def test_svg_is_a_plain_qr_image():
     assert doc.find(SVG_NS + "path") is not None and doc.find(SVG_NS + "rect") is not None  # white background
     assert qr.svg("a") != qr.svg("b")
     for bad in ("", "x" * (qr.MAX_DATA + 1)):
-        with pytest.raises(ValueError):
+        with pytest.raises(qr.QrTooLong):
             qr.svg(bad)
+
+
+# The longest valid room names: 64 characters of four, three and two UTF-8 bytes.
+LONGEST_NAMES = ["\U00020000" * MAX_ROOM_NAME, "漢" * MAX_ROOM_NAME, "ж" * MAX_ROOM_NAME]
+LONGEST_HOST = "a" * 253 + ":65535"
+
+
+def test_every_valid_room_name_fits_both_qr_codes():
+    for name in LONGEST_NAMES:
+        link = qr.join_link("https://" + LONGEST_HOST, name)
+        uri = JoinCode().uri(name)
+        assert len(link) <= qr.MAX_DATA and len(uri) <= qr.MAX_DATA, (len(link), len(uri))
+        parse_svg(qr.svg(link))
+    assert len(qr.join_link("https://" + LONGEST_HOST, LONGEST_NAMES[0])) == qr.MAX_DATA  # the cap is tight
+
+
+def test_svg_cache_is_bounded_and_keyed_by_base_and_name(monkeypatch):
+    made = []
+    real_svg = qr.svg
+    monkeypatch.setattr(qr, "svg", lambda data: made.append(data) or real_svg(data))
+    cache = qr.SvgCache(size=2)
+    first = cache.join_link_svg("http://a", "One")
+    assert cache.join_link_svg("http://a", "One") is first and len(made) == 1
+    cache.join_link_svg("http://b", "One")  # another host is another image
+    cache.join_link_svg("http://a", "Two")
+    assert len(cache) == 2 and len(made) == 3
+    cache.join_link_svg("http://a", "One")  # the oldest went first, so it is made again
+    assert len(made) == 4
 
 
 def test_join_link_carries_the_room_name_only():
@@ -84,6 +118,63 @@ async def test_join_link_qr_uses_the_host_the_browser_used(server_url, http_port
     for bad in ("", "?roomname=", "?roomname=a%E2%80%AEb", "?roomname=" + "x" * 65):
         assert (await get(api, "/qr/join" + bad)).code == 400
     assert (await get(api, "/qr/join?roomname=Lobby", {"Host": "evil\"><script>"})).code == 400
+
+
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_longest_room_names_make_both_qr_codes(make_client, server_url, caplog):
+    caplog.set_level(logging.DEBUG)
+    api = HttpApi(server_url, source_address=next_address())
+    for name in LONGEST_NAMES:
+        resp = await get(api, "/qr/join?roomname=" + quote(name), {"Host": LONGEST_HOST})
+        assert resp.code == 200, resp.body
+        assert resp.body == qr.svg(qr.join_link("http://" + LONGEST_HOST, name))
+    alice = make_client(LONGEST_NAMES[0], "alice", "pw")
+    info = await alice.create(iterations=FAST_ITER, require_join_code=True)
+    resp = await get(alice.api, "/api/joincode/qr")
+    assert resp.code == 200 and resp.body == qr.svg(info["join_code_info"]["uri"])
+    no_errors_logged(caplog)
+
+
+@pytest.mark.gen_test
+async def test_qr_data_over_the_cap_is_a_typed_refusal(make_client, server_url, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    alice = make_client("Capped", "alice", "pw")
+    await alice.create(iterations=FAST_ITER, require_join_code=True)
+    monkeypatch.setattr(qr, "MAX_DATA", 40)
+    for resp in (await get(alice.api, "/qr/join?roomname=" + "x" * 40), await get(alice.api, "/api/joincode/qr")):
+        assert resp.code == 400 and resp.headers["Content-Type"].startswith("application/json")
+        assert json.loads(resp.body)["code"] == "bad_frame"
+    api = HttpApi(server_url, source_address=next_address())
+    resp = await get(api, "/qr/join?roomname=Lobby", {"Host": "a" * 254 + ":65535"})  # longer than a host name
+    assert resp.code == 400 and json.loads(resp.body)["code"] == "bad_frame"
+    no_errors_logged(caplog)
+
+
+@pytest.fixture
+def settings(request, settings):
+    return settings.with_(**getattr(request, "param", {}))
+
+
+@pytest.mark.parametrize("settings", [{"connect_rate": Rate(3, 600)}], indirect=True)
+@pytest.mark.gen_test
+async def test_join_link_qr_is_throttled_per_address_and_cached(settings, server_url, app, monkeypatch):
+    made = []
+    real_svg = qr.svg
+    monkeypatch.setattr(qr, "svg", lambda data: made.append(data) or real_svg(data))
+    api = HttpApi(server_url, source_address=next_address())
+    bodies = [(await get(api, "/qr/join?roomname=Lobby")).body for _ in range(3)]
+    assert len(set(bodies)) == 1 and len(made) == 1  # made once, then served from the cache
+    assert len(app.settings["qr_cache"]) == 1
+    refused = await get(api, "/qr/join?roomname=Other")
+    assert refused.code == 429 and json.loads(refused.body)["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) == json.loads(refused.body)["retry_after"] > 0
+    assert len(made) == 1
+    other = HttpApi(server_url, source_address=next_address())  # another address is not held up
+    assert (await get(other, "/qr/join?roomname=Other")).code == 200
 
 
 @pytest.mark.gen_test
