@@ -54,13 +54,16 @@ class LeaveHandler(SessionHandler):
 
 
 class JoinCodeHandler(SessionHandler):
-    """Members (only) may read the room's current join code, e.g. for a kiosk display."""
+    """Members (only) may read the room's current join code, e.g. for a kiosk display.
+
+    The code and its countdown only: the secret (the otpauth URI) is not handed out on every poll.
+    """
 
     def get(self) -> None:
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
             raise ChatError("not_found", "This room has no join code.")
-        self.write_json(dict(room.join_code.current(), uri=room.join_code.uri(room.name)))
+        self.write_json(room.join_code.current())
 
 
 class HealthHandler(BaseHandler):
