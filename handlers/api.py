@@ -16,6 +16,7 @@ def _admitted(handler: BaseHandler, session: Session, token: str) -> dict:
 
 class LookupHandler(BaseHandler):
     def get(self, name: str) -> None:
+        self.rooms.connections.take(self.client_address)  # anyone may ask, so each ask is paid for
         self.xsrf_token  # sets the _xsrf cookie that create and join need
         self.write_json(self.rooms.lookup(name, self.get_query_argument("username", None)))
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from chat.client.errors import ServerRefused
+from chat.config import Rate
 
 from .test_security_http import SALT, b64u, raw, verifier  # noqa: F401  (raw is a fixture)
 
@@ -95,3 +96,16 @@ async def test_message_chunk_and_file_size(settings, raw) -> None:
     err = await refused(api.call("/api/poll/send", "POST", chunk))
     assert err.code == "too_large" and "3 chunks" in err.message
     assert (await api.call("/api/poll/send", "POST", dict(chunk, n=3)))["ok"] is True
+
+
+@limits(connect_rate=Rate(3, 600))
+@pytest.mark.gen_test(timeout=30)
+async def test_room_lookups_are_throttled_per_address(settings, raw) -> None:
+    """Anyone may ask whether a room (and a username in it) exists, but not without limit."""
+    api = raw()
+    for n in range(3):
+        assert (await api.lookup(f"Guess {n}", "bob"))["exists"] is False
+    resp = await api.fetch("/api/rooms/Guess%203?username=bob")
+    err = json.loads(resp.body)
+    assert resp.code == 429 and err["code"] == "rate_limited" and int(resp.headers["Retry-After"]) == err["retry_after"] > 0
+    assert (await raw().lookup("Guess 3", "bob"))["exists"] is False  # another address may
