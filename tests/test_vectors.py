@@ -6,6 +6,7 @@ import json
 import pathlib
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chat.client import crypto
 
@@ -54,6 +55,37 @@ def test_forged_tampered_and_foreign_envelopes_are_refused():
     other = crypto.RoomKeys("kitchen", keys.ikm, keys.enc_key, keys.auth_key)
     with pytest.raises(crypto.ProtocolError, match="another room"):
         crypto.open_envelope(other, env, "alice")
+
+
+def hand_sealed(keys: crypto.RoomKeys, header: object) -> dict:
+    """An envelope a hostile member could build: any header, properly encrypted under the room key."""
+    h = crypto.b64u(json.dumps(header).encode())
+    n = bytes(12)
+    return {"h": h, "n": crypto.b64u(n), "c": crypto.b64u(AESGCM(keys.enc_key).encrypt(n, b"hi", h.encode()))}
+
+
+GOOD_HEADER = {"v": 1, "from": "alice", "type": "text", "id": "AAAAAAAAAAAAAAAAAAAAAA", "ts": 1700000000000}
+
+
+@pytest.mark.parametrize("change", [
+    {"id": None}, {"ts": None}, {"type": None}, {"from": None},
+    {"id": 7}, {"id": "AAAA"}, {"id": "not base64url!!!!!!!!!"}, {"ts": "1700000000000"}, {"ts": True},
+    {"ts": 1.5}, {"type": ["text"]}, {"from": ["alice"]}, {"v": True}, {"v": "1"},
+], ids=repr)
+def test_decryptable_envelopes_with_bad_headers_are_refused(change):
+    case = CASES[0]
+    keys = keys_for(case)
+    header = dict(GOOD_HEADER, room=case["room_id"])
+    assert crypto.open_envelope(keys, hand_sealed(keys, header), "alice").plaintext == b"hi"
+    for field, value in change.items():
+        if value is None:
+            del header[field]
+        else:
+            header[field] = value
+    with pytest.raises(crypto.ProtocolError):
+        crypto.open_envelope(keys, hand_sealed(keys, header), "alice")
+    with pytest.raises(crypto.ProtocolError):
+        crypto.open_envelope(keys, hand_sealed(keys, [header]), "alice")
 
 
 @pytest.mark.parametrize("kdf,iterations", [("argon2id", 600_000), ("pbkdf2-sha256", 99_999),

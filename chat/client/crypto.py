@@ -124,9 +124,9 @@ def open_envelope(keys: RoomKeys, env: Any, attested_from: str) -> Opened:
         raise ProtocolError("malformed envelope")
     try:
         header = json.loads(unb64u(env["h"]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ProtocolError("unreadable header") from exc
-    if not isinstance(header, dict) or header.get("v") != VERSION:
+    if not isinstance(header, dict) or type(header.get("v")) is not int or header["v"] != VERSION:
         raise ProtocolError("unknown protocol version")
     if header.get("room") != keys.room_id:
         raise ProtocolError("envelope for another room")
@@ -137,9 +137,26 @@ def open_envelope(keys: RoomKeys, env: Any, attested_from: str) -> Opened:
         plaintext = AESGCM(keys.enc_key).decrypt(nonce, unb64u(env["c"]), env["h"].encode("ascii"))
     except InvalidTag as exc:
         raise ProtocolError("cannot decrypt: wrong key or tampered message") from exc
-    if header.get("from") != attested_from:
-        raise ProtocolError(f"forged sender: claims {header.get('from')!r}, sent by {attested_from!r}")
+    _check_header(header, attested_from)
     return Opened(header, plaintext)
+
+
+def _check_header(header: dict, attested_from: str) -> None:
+    """A header that decrypts can still come from a hostile member: check every field callers use."""
+    sender = header.get("from")
+    if not isinstance(sender, str) or sender != attested_from:
+        raise ProtocolError(f"forged sender: claims {sender!r}, sent by {attested_from!r}")
+    if not isinstance(header.get("type"), str):
+        raise ProtocolError("header field 'type' must be text")
+    try:
+        msg_id = unb64u(header.get("id"))  # type: ignore[arg-type]
+    except ProtocolError:
+        msg_id = b""
+    if len(msg_id) != 16:
+        raise ProtocolError("header field 'id' must be 16 bytes in base64url")
+    ts = header.get("ts")
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise ProtocolError("header field 'ts' must be a whole number")
 
 
 # --- files -------------------------------------------------------------------------------
