@@ -343,3 +343,43 @@ def test_websocket_drops_resend_and_fall_back_to_long_poll(pages, shared_server)
     finally:
         proxy.close()
     pages.check_clean()
+
+
+# Records the rows of the upload box as they change: [[label text, ...], ...].
+UPLOAD_WATCH = """
+window.__uploadRows = [];
+document.addEventListener('DOMContentLoaded', function () {
+  var box = document.getElementById('upload-box');
+  if (!box) { return; }
+  new MutationObserver(function () {
+    var labels = box.querySelectorAll('label'), rows = [], i;
+    for (i = 0; i < labels.length; i++) { rows.push(labels[i].textContent); }
+    window.__uploadRows.push(rows);
+  }).observe(box, {childList: true, subtree: true, characterData: true});
+});
+"""
+
+
+def test_several_files_at_once_each_show_their_own_progress(pages, shared_server):
+    base = shared_server.url()
+    room = room_name("uploads")
+    sender = pages.page(pages.context(init_script=UPLOAD_WATCH))
+    receiver = pages.page()
+    create_room(sender, base, room, "mona", PASSWORD)
+    join_room(receiver, base, room, "nils", PASSWORD)
+    size = 4 * 262_144  # four chunks each
+    sender.set_input_files("#file-input", files=[
+        {"name": "first.bin", "mimeType": "application/octet-stream", "buffer": b"\x01" * size},
+        {"name": "second.bin", "mimeType": "application/octet-stream", "buffer": b"\x02" * size}])
+    for name in ("first.bin", "second.bin"):
+        expect(receiver.locator("#messages a.download").filter(has_text=name)).to_have_count(1)
+    expect(sender.locator("#upload-box")).to_be_hidden()
+    rows = sender.evaluate("window.__uploadRows")
+    # Both files had a row at the same time, each named and counting its own chunks.
+    assert any(len(r) == 2 and "first.bin" in r[0] and "second.bin" in r[1] for r in rows), rows
+    for name in ("first.bin", "second.bin"):
+        counts = [label for r in rows for label in r if label.startswith(f"Sending {name}… ")]
+        assert counts and all(label.endswith(" of 4") for label in counts), counts
+    assert all(label.startswith(("Encrypting ", "Sending ")) and label.split(" ")[1].rstrip("…")
+               in ("first.bin", "second.bin") for r in rows for label in r), rows
+    pages.check_clean()

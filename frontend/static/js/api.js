@@ -96,11 +96,28 @@
         return request('GET', path, null, {timeout: 15000}, cb);
     }
 
+    // Whether a room name (from an address) names the room of a saved session: the same name,
+    // or the same canonical id as the server makes it (NFKC, trimmed, case-folded).
+    function sameRoom(saved, name) {
+        var s = String(name || '');
+        if (!saved) {
+            return false;
+        }
+        if (saved.room === s) {
+            return true;
+        }
+        if (typeof s.normalize === 'function') {
+            s = s.normalize('NFKC');
+        }
+        return saved.roomId === s.replace(/^\s+|\s+$/g, '').toLowerCase();
+    }
+
     Seal.api = {
         TERMINAL: TERMINAL,
         request: request,
         makeError: makeError,
         lookup: lookup,
+        sameRoom: sameRoom,
         create: function (body, cb) {
             return request('POST', '/api/rooms', body, {timeout: 20000}, cb);
         },

@@ -30,6 +30,18 @@
             '&username=' + encodeURIComponent(username || ''));
     }
 
+    // This tab is in another room: leave that one properly (its members see it, and this
+    // address may join it again at once), then offer the join page of the room asked for.
+    function leaveForOtherRoom() {
+        var other = saved.room, username = saved.username, token = saved.token;
+        leaving = true;
+        Seal.session.wipe();
+        dom.setText(dom.byId('transport-status'), 'Leaving ' + other + '…');
+        Seal.api.leave(token, function () {
+            goJoin('You left the room ' + other + ' to open this one.', urlRoom, username);
+        });
+    }
+
     // ---- rendering -----------------------------------------------------------------------
 
     function nearBottom() {
@@ -185,6 +197,9 @@
     }
 
     function onView(v) {
+        if (leaving) {
+            return;
+        }
         if (v.type === 'text') {
             renderText(v);
             if (!v.mine) {
@@ -220,28 +235,49 @@
 
     // ---- sending -------------------------------------------------------------------------
 
-    var upload = {fileId: null, n: 0, got: 0};
+    var uploads = {}, uploadCount = 0;
 
-    function uploadUi(label, fraction) {
-        var box = dom.byId('upload-box');
-        if (label === null) {
-            dom.show(box, false);
-            return;
-        }
+    // One row per file being sent, so several files at once each show their own progress.
+    function uploadRow(name) {
+        var id = 'upload-' + (++uploadCount), box = dom.byId('upload-box'), row;
+        row = {name: name, fileId: null, n: 0, got: 0, seen: {},
+            label: dom.el('label', {'for': id, text: 'Encrypting ' + name + '…'}),
+            bar: dom.el('progress', {id: id, max: '100', value: '0'})};
+        row.node = dom.el('div', {className: 'upload-item'}, [row.label, row.bar]);
+        box.appendChild(row.node);
         dom.show(box, true);
-        dom.setText(dom.byId('upload-label'), label);
-        dom.byId('upload-progress').value = Math.round(100 * fraction);
+        return row;
     }
 
+    function uploadStep(row, label, fraction) {
+        dom.setText(row.label, label);
+        row.bar.value = Math.round(100 * fraction);
+    }
+
+    function uploadDone(row) {
+        var box = dom.byId('upload-box');
+        if (row.node.parentNode) {
+            row.node.parentNode.removeChild(row.node);
+        }
+        if (row.fileId && uploads[row.fileId] === row) {
+            delete uploads[row.fileId];
+        }
+        if (!box.firstChild) {
+            dom.show(box, false);
+        }
+    }
+
+    // A chunk resent after a reconnect is echoed again; each counts once.
     function uploadEcho(v) {
-        if (v.fileId !== upload.fileId) {
+        var row = uploads[v.fileId];
+        if (!row || row.seen[v.i]) {
             return;
         }
-        upload.got++;
-        uploadUi('Sending… ' + upload.got + ' of ' + upload.n, 0.5 + 0.5 * upload.got / upload.n);
-        if (upload.got >= upload.n) {
-            upload.fileId = null;
-            uploadUi(null);
+        row.seen[v.i] = true;
+        row.got++;
+        uploadStep(row, 'Sending ' + row.name + '… ' + row.got + ' of ' + row.n, 0.5 + 0.5 * row.got / row.n);
+        if (row.got >= row.n) {
+            uploadDone(row);
         }
     }
 
@@ -258,18 +294,26 @@
         }
         reader = new root.FileReader();
         reader.onload = function () {
-            var bytes = new Uint8Array(reader.result);
-            uploadUi('Encrypting ' + name + '…', 0);
+            var bytes = new Uint8Array(reader.result), row;
+            if (leaving) {
+                return;
+            }
+            row = uploadRow(name);
             room.sendFile(bytes, name, mime, function (f) {
-                uploadUi('Encrypting ' + name + '…', f / 2);
+                uploadStep(row, 'Encrypting ' + name + '…', f / 2);
             }, function (err, info) {
+                if (leaving) {
+                    return;
+                }
                 if (err) {
-                    uploadUi(null);
+                    uploadDone(row);
                     notice('Could not send ' + name + ': ' + err.message, 'bad');
                     return;
                 }
-                upload = {fileId: info.fileId, n: info.n, got: 0};
-                uploadUi('Sending…', 0.5);
+                row.fileId = info.fileId;
+                row.n = info.n;
+                uploads[info.fileId] = row;
+                uploadStep(row, 'Sending ' + name + '…', 0.5);
             });
         };
         reader.onerror = function () {
@@ -301,6 +345,7 @@
             });
             picker.close();
         }
+        dom.clear(dom.byId('upload-box')); // rows are added per file
         picker = Seal.emoji.picker(dom.byId('emoji-panel'), dom.byId('emoji-button'), input);
         dom.on(form, 'submit', function (ev) {
             ev.preventDefault();
@@ -373,23 +418,51 @@
         });
     }
 
+    // Nothing of the room stays in this tab once Leave is pressed: keys, storage, decrypted
+    // files and the conversation go first; the server is told after (the page moves on when it
+    // has answered or given up, with nothing left on screen meanwhile).
+    function forget() {
+        var i;
+        if (transport) {
+            transport.close();
+        }
+        if (room) {
+            room.keys = null;
+            room.inbox = [];
+            room.files = {};
+        }
+        Seal.session.wipe();
+        saved.keys = null;
+        saved.token = null;
+        for (i = 0; i < objectUrls.length; i++) {
+            root.URL.revokeObjectURL(objectUrls[i]);
+        }
+        objectUrls = [];
+        if (Seal.joincode && Seal.joincode.panel) {
+            Seal.joincode.panel.remove();
+        }
+        pending = {};
+        uploads = {};
+        dom.clear(list);
+        dom.clear(dom.byId('member-list'));
+        dom.setText(dom.byId('member-count'), '0');
+        dom.clear(dom.byId('upload-box'));
+        dom.show(dom.byId('upload-box'), false);
+        dom.byId('message-input').value = '';
+        dom.byId('send-button').disabled = true;
+    }
+
     function leave() {
-        var button = dom.byId('leave-button'), token = saved.token;
+        var token = saved.token;
         if (leaving) {
             return;
         }
         leaving = true;
-        button.disabled = true;
-        if (transport) {
-            transport.close();
-        }
+        dom.byId('leave-button').disabled = true;
+        forget();
+        list.appendChild(dom.el('li', {className: 'event left', text: 'You left the room.'}));
+        Seal.session.flash('You left the room. Its conversation is gone from this tab.');
         Seal.api.leave(token, function () {
-            var i;
-            Seal.session.wipe();
-            for (i = 0; i < objectUrls.length; i++) {
-                root.URL.revokeObjectURL(objectUrls[i]);
-            }
-            Seal.session.flash('You left the room. Its conversation is gone from this tab.');
             root.location.replace('/');
         });
     }
@@ -445,9 +518,12 @@
             dom.show(dom.byId('crypto-notice'), true);
             return;
         }
-        if (!saved || (saved.room !== urlRoom && saved.roomId !== urlRoom.toLowerCase())) {
-            goJoin(saved ? '' : 'Join the room with its password to chat in this tab.', urlRoom,
-                saved ? saved.username : '');
+        if (!saved) {
+            goJoin('Join the room with its password to chat in this tab.', urlRoom, '');
+            return;
+        }
+        if (!Seal.api.sameRoom(saved, urlRoom)) {
+            leaveForOtherRoom();
             return;
         }
         Seal.alerts.setTitle(saved.room + ' - Sealchat');

@@ -116,7 +116,7 @@
     // once for the member who has just created the room).
     function chatPanel() {
         var saved = Seal.session.load(), side = doc.querySelector ? doc.querySelector('aside.sidebar') : null;
-        var box, code, expires, button, img, qrUrl = null;
+        var box, code, expires, button, img, qrUrl = null, watcher;
         if (!saved || !side || saved.joinCode === false) {
             return;
         }
@@ -163,21 +163,34 @@
             }
             showQr();
         });
-        dom.on(root, 'pagehide', function () {
+        function revokeQr() {
             if (qrUrl) {
                 root.URL.revokeObjectURL(qrUrl);
+                qrUrl = null;
             }
-        });
-        watch(saved.token, {box: box, code: code, expires: expires}, function () {
+        }
+        dom.on(root, 'pagehide', revokeQr);
+        watcher = watch(saved.token, {box: box, code: code, expires: expires}, function () {
             if (saved.joinCodeNew) {
                 saved.joinCodeNew = false;
                 Seal.session.update({joinCodeNew: false});
                 showQr();
             }
         });
+        // Leave: the code, the secret's QR code and the panel go with the rest of the room.
+        Seal.joincode.panel = {
+            remove: function () {
+                watcher.stop();
+                revokeQr();
+                img.removeAttribute('src');
+                if (box.parentNode) {
+                    box.parentNode.removeChild(box);
+                }
+            }
+        };
     }
 
-    Seal.joincode = {watch: watch, fetchQr: fetchQr};
+    Seal.joincode = {watch: watch, fetchQr: fetchQr, panel: null};
 
     if (doc.body && doc.body.getAttribute('data-page') === 'chat') {
         chatPanel();

@@ -32,6 +32,17 @@
         root.location.replace('/login?kiosk=1&roomname=' + encodeURIComponent(roomName || ''));
     }
 
+    // This tab is in another room: leave that one properly (its members see it, and this
+    // device may join it again at once), then offer the join page of the room asked for.
+    function leaveForOtherRoom() {
+        var other = saved.room, token = saved.token;
+        leaving = true;
+        Seal.session.wipe();
+        Seal.api.leave(token, function () {
+            goJoin('The kiosk left the room ' + other + ' to show this one.', urlRoom);
+        });
+    }
+
     // ---- rendering -----------------------------------------------------------------------
 
     function append(node) {
@@ -67,6 +78,9 @@
     }
 
     function onView(v) {
+        if (leaving) {
+            return;
+        }
         if (v.type === 'text') {
             message(v.from, v.text, v.id);
         } else if (v.type === 'file-start') {
@@ -102,18 +116,34 @@
         }
     }
 
-    // Leave: end the session, wipe keys and session storage, show the start page.
+    // Leave: the keys, this tab's storage and the conversation go at once; the server is told
+    // after, and the start page shows when it has answered (or given up).
     function leave() {
+        var token = saved.token, code = dom.byId('joincode-code'), input = dom.byId('message-input');
         if (leaving) {
             return;
         }
         leaving = true;
         dom.byId('leave-button').disabled = true;
         stopAll();
-        Seal.api.leave(saved.token, function () {
-            Seal.session.wipe();
-            dom.clear(list);
-            Seal.session.flash('The kiosk left the room. Its conversation is gone from this device.');
+        if (room) {
+            room.keys = null;
+            room.inbox = [];
+            room.files = {};
+        }
+        Seal.session.wipe();
+        saved.keys = null;
+        saved.token = null;
+        dom.clear(list);
+        if (input) {
+            input.value = '';
+        }
+        dom.setText(code, '');
+        code.removeAttribute('data-code');
+        dom.show(dom.byId('joincode-box'), false);
+        dom.setText(dom.byId('member-count'), '0');
+        Seal.session.flash('The kiosk left the room. Its conversation is gone from this device.');
+        Seal.api.leave(token, function () {
             root.location.replace('/');
         });
     }
@@ -224,8 +254,12 @@
 
     function boot() {
         var meta = dom.byId('sealchat-crypto'), out = dom.byId('crypto-backend');
-        if (!saved || (saved.room !== urlRoom && saved.roomId !== urlRoom.toLowerCase())) {
-            goJoin(saved ? '' : 'Join the room on this device to show it as a kiosk.', urlRoom);
+        if (!saved) {
+            goJoin('Join the room on this device to show it as a kiosk.', urlRoom);
+            return;
+        }
+        if (!Seal.api.sameRoom(saved, urlRoom)) {
+            leaveForOtherRoom();
             return;
         }
         doc.title = saved.room + ' - Sealchat kiosk';
