@@ -1,7 +1,8 @@
 'use strict';
 // A small imitation of a browser for the shipped scripts: a vm context with timers, a crypto
-// object with or without `subtle`, a document that "loads" <script> URLs from disk and a Worker
-// that runs the worker script in its own context. URLs map to files under frontend/static.
+// object with or without `subtle`, a document that "loads" <script> URLs from disk (checking their
+// integrity attribute as a browser does) and a Worker that runs the worker script in its own
+// context. URLs map to files under frontend/static.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -25,6 +26,11 @@ function fileForUrl(url) {
   const m = /^\/static\/([^?#]+)/.exec(url);
   if (!m) throw new Error('unknown URL ' + url);
   return path.join(staticDir, m[1]);
+}
+
+// The Subresource Integrity value of a served file, as chat/assets.py computes it.
+function sriFor(url) {
+  return 'sha384-' + crypto.createHash('sha384').update(fs.readFileSync(fileForUrl(url))).digest('base64');
 }
 
 const sourceCache = new Map();
@@ -97,16 +103,22 @@ class FakeWorker {
  * mode: 'webcrypto' (node's Web Crypto), 'fallback' (no subtle, with Worker),
  *       'fallback-noworker' (no subtle, no Worker: main-thread slices), 'none' (no crypto at all).
  * subtle: optional replacement subtle object (to imitate broken implementations).
+ * meta: optional attributes of the page's sealchat-crypto meta element.
  */
-function makeBrowser(mode, { subtle } = {}) {
-  const stats = { subtleReads: 0, scriptsLoaded: [], workersStarted: 0, worker: { subtleReads: 0 } };
+function makeBrowser(mode, { subtle, meta } = {}) {
+  const stats = { subtleReads: 0, scriptsLoaded: [], scriptElements: [], workersStarted: 0, worker: { subtleReads: 0 } };
   const ctx = vm.createContext({});
   baseGlobals(ctx);
   ctx.window = ctx;
   ctx.document = {
     head: {
       appendChild(el) {
+        stats.scriptElements.push(el);
         setTimeout(() => {
+          if (el.integrity && el.integrity !== sriFor(el.src)) {
+            if (el.onerror) el.onerror(new Error('integrity mismatch'));
+            return;
+          }
           try {
             runFile(ctx, fileForUrl(el.src));
             stats.scriptsLoaded.push(el.src);
@@ -120,6 +132,10 @@ function makeBrowser(mode, { subtle } = {}) {
     },
     createElement(tag) {
       return { tagName: tag.toUpperCase() };
+    },
+    getElementById(id) {
+      if (id !== 'sealchat-crypto' || !meta) return null;
+      return { getAttribute: (name) => (Object.prototype.hasOwnProperty.call(meta, name) ? meta[name] : null) };
     },
   };
   if (mode === 'webcrypto') {
@@ -169,5 +185,5 @@ const toB64u = (buf) => Buffer.from(buf).toString('base64url');
 const sha256hex = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
 
 module.exports = {
-  repoRoot, staticDir, VENDOR_FILE, URLS, makeBrowser, runFile, call, callThen, detect, hex, fromB64u, toB64u, sha256hex,
+  repoRoot, staticDir, VENDOR_FILE, URLS, sriFor, makeBrowser, runFile, call, callThen, detect, hex, fromB64u, toB64u, sha256hex,
 };

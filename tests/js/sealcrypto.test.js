@@ -45,12 +45,10 @@ async function rejects(promise, code, messagePattern) {
 }
 
 // Keys for the first shared case without running PBKDF2 again.
-function resumeCase(SC, c) {
-  return call(SC, 'importForResume', {
-    roomId: c.room_id,
-    enc: toB64u(Buffer.from(c.enc_key_hex, 'hex')),
-    auth: c.auth_key,
-  });
+function resumeCase(SC, c, sent) {
+  const saved = { roomId: c.room_id, enc: toB64u(Buffer.from(c.enc_key_hex, 'hex')) };
+  if (sent !== undefined) saved.sent = sent;
+  return call(SC, 'importForResume', saved);
 }
 
 // A fresh envelope whose header is given verbatim, sealed with the room's real key.
@@ -76,12 +74,12 @@ for (const mode of MODES) {
         assert.equal(keys.roomId, c.room_id);
         assert.equal(keys.backend, EXPECTED_BACKEND[mode]);
         assert.equal(hex(keys._ikm), c.ikm_hex, 'ikm');
+        // What sessionStorage gets: the message key and its count, never the auth key.
         const saved = SC.exportForResume(keys);
-        assert.deepEqual(Object.keys(saved).sort(), ['auth', 'enc', 'roomId']);
-        assert.deepEqual(plain(saved), { roomId: c.room_id, enc: saved.enc, auth: c.auth_key });
+        assert.deepEqual(plain(saved), { roomId: c.room_id, enc: saved.enc, sent: 0 });
+        assert.ok(!JSON.stringify(saved).includes(c.auth_key), 'the auth key is not in the resume data');
         assert.equal(hex(fromB64u(saved.enc)), c.enc_key_hex, 'enc_key');
         assert.equal(keys.authKey, c.auth_key, 'auth_key');
-        assert.equal(saved.auth, c.auth_key);
         assert.equal(hex(fromB64u(keys.verifier)), c.verifier_hex, 'verifier');
 
         assert.equal(progress[0], 0);
@@ -99,10 +97,12 @@ for (const mode of MODES) {
         assert.equal(SC.fromUtf8(opened.plaintext), c.plaintext);
         assert.deepEqual(plain(opened.header), c.header);
 
-        // Resumed keys (sessionStorage round trip) open the same envelope and have the same verifier.
-        const resumed = await call(SC, 'importForResume', JSON.parse(JSON.stringify(saved)));
-        assert.equal(resumed.verifier, keys.verifier);
-        assert.equal(resumed.authKey, keys.authKey);
+        // Resumed keys (sessionStorage round trip) open the same envelope and carry the count;
+        // they hold no join credential.
+        const resumed = await call(SC, 'importForResume', JSON.parse(JSON.stringify(SC.exportForResume(keys))));
+        assert.equal(resumed.authKey, null);
+        assert.equal(resumed.verifier, null);
+        assert.equal(SC.exportForResume(resumed).sent, 1, 'the envelope sealed above is counted');
         const again = await call(SC, 'open', resumed, c.envelope, c.header.from);
         assert.equal(SC.fromUtf8(again.plaintext), c.plaintext);
       });
@@ -206,8 +206,58 @@ for (const mode of MODES) {
       const cut = fromB64u(file.chunks[2]).subarray(1);
       await rejects(call(SC, 'decryptChunk', keys, f.file_id, 2, 3, toB64u(cut)), 'decrypt');
 
-      await rejects(call(SC, 'importForResume', { roomId: 'lobby', enc: 'AAAA', auth: c0.auth_key }), 'malformed');
+      await rejects(call(SC, 'importForResume', { roomId: 'lobby', enc: 'AAAA' }), 'malformed');
       await rejects(call(SC, 'importForResume', null), 'malformed');
+      for (const sent of [-1, 1.5, '3', 8388609, null]) {
+        await rejects(resumeCase(SC, c0, sent), 'malformed', /message count/);
+      }
+    });
+
+    await t.test('header fields with the wrong type are malformed, not messages', async () => {
+      const c0 = SHARED.cases[0];
+      const keys = await resumeCase(SC, c0);
+      const h = c0.header;
+      const bad = {
+        'no id': { v: 1, room: h.room, from: h.from, type: h.type, ts: h.ts },
+        'numeric id': { ...h, id: 7 },
+        'id of 15 bytes': { ...h, id: toB64u(Buffer.alloc(15, 1)) },
+        'id of 17 bytes': { ...h, id: toB64u(Buffer.alloc(17, 1)) },
+        'id with padding': { ...h, id: Buffer.alloc(16, 1).toString('base64') },
+        'non-canonical id': { ...h, id: toB64u(Buffer.alloc(16, 0)).slice(0, 21) + 'B' },
+        'ts as a string': { ...h, ts: String(h.ts) },
+        'fractional ts': { ...h, ts: h.ts + 0.5 },
+        'no ts': { v: 1, room: h.room, from: h.from, type: h.type, id: h.id },
+        'numeric type': { ...h, type: 1 },
+        'no type': { v: 1, room: h.room, from: h.from, id: h.id, ts: h.ts },
+      };
+      for (const [name, header] of Object.entries(bad)) {
+        const env = envelopeWithHeader(c0, JSON.stringify(header), 'hi');
+        await rejects(call(SC, 'open', keys, env, h.from), 'malformed', /bad header/).catch((e) => {
+          throw new Error(`${name}: ${e.message}`);
+        });
+      }
+      const fine = envelopeWithHeader(c0, JSON.stringify({ ...h, id: toB64u(Buffer.alloc(16, 9)), ts: 0 }), 'hi');
+      assert.equal(SC.fromUtf8((await call(SC, 'open', keys, fine, h.from)).plaintext), 'hi');
+    });
+
+    await t.test('the per-key message limit holds across a resume', async () => {
+      const c0 = SHARED.cases[0];
+      const LIMIT = 8388608; // 2^23, PROTOCOL.md
+      const keys = await resumeCase(SC, c0, LIMIT - 1);
+      await call(SC, 'sealText', keys, 'alice', 'the last one');
+      await rejects(call(SC, 'sealText', keys, 'alice', 'one too many'), 'limit', /maximum number of messages/);
+      // A reload brings the count back with the key: the limit does not start over.
+      const saved = JSON.parse(JSON.stringify(SC.exportForResume(keys)));
+      assert.equal(saved.sent, LIMIT);
+      const reloaded = await call(SC, 'importForResume', saved);
+      await rejects(call(SC, 'sealText', reloaded, 'alice', 'after reload'), 'limit');
+      // Below the limit the count survives the round trip too.
+      const fresh = await resumeCase(SC, c0, 41);
+      await call(SC, 'sealText', fresh, 'alice', 'x');
+      const back = await call(SC, 'importForResume', JSON.parse(JSON.stringify(SC.exportForResume(fresh))));
+      assert.equal(SC.exportForResume(back).sent, 42);
+      // Resume data saved before the count existed starts at zero.
+      assert.equal(SC.exportForResume(await resumeCase(SC, c0)).sent, 0);
     });
 
     if (mode === 'webcrypto') {
@@ -291,6 +341,34 @@ test('detection', async (t) => {
     const { SC } = makeBrowser('webcrypto');
     const results = await Promise.all([detect(SC), detect(SC), detect(SC)]);
     assert.deepEqual(results, ['webcrypto', 'webcrypto', 'webcrypto']);
+  });
+});
+
+test('the lazily loaded scripts carry the integrity the page states', async (t) => {
+  const good = {
+    'data-vendor': env.URLS.vendor,
+    'data-vendor-integrity': env.sriFor(env.URLS.vendor),
+    'data-worker': env.URLS.worker,
+    'data-worker-integrity': env.sriFor(env.URLS.worker),
+  };
+  await t.test('from the sealchat-crypto meta element', async () => {
+    const { SC, stats } = makeBrowser('fallback-noworker', { meta: good });
+    SC.setFallbackUrls(env.URLS); // as the pages call it: URLs only
+    assert.equal(await detect(SC), 'fallback');
+    const loaded = Object.fromEntries(stats.scriptElements.map((el) => [el.src, el.integrity]));
+    assert.deepEqual(loaded, { [env.URLS.vendor]: good['data-vendor-integrity'], [env.URLS.worker]: good['data-worker-integrity'] });
+  });
+  await t.test('a vendored library that does not match is refused', async () => {
+    const { SC, stats } = makeBrowser('fallback-noworker', { meta: { ...good, 'data-vendor-integrity': 'sha384-' + 'A'.repeat(64) } });
+    SC.setFallbackUrls(env.URLS);
+    assert.equal(await detect(SC), null);
+    assert.deepEqual(stats.scriptsLoaded, []);
+  });
+  await t.test('given explicitly', async () => {
+    const { SC, stats } = makeBrowser('fallback-noworker');
+    SC.setFallbackUrls({ ...env.URLS, vendorIntegrity: good['data-vendor-integrity'] });
+    assert.equal(await detect(SC), 'fallback');
+    assert.equal(stats.scriptElements[0].integrity, good['data-vendor-integrity']);
   });
 });
 

@@ -263,7 +263,7 @@
                 try {
                     if (m.type === 'init') {
                         if (!forge) {
-                            // The library's bundle is wrapped for pages and refers to `window`.
+                            // The library's bundle is wrapped for pages and refers to "window".
                             root.window = root;
                             root.importScripts(m.vendor);
                             forge = root.forge;

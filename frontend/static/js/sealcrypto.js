@@ -4,7 +4,7 @@
  * Uses Web Crypto where a real derivation through it works, and the vendored node-forge plus
  * sealcrypto-worker.js otherwise, so old phones on plain HTTP can take part. Hand-written ES5 with
  * callbacks (cb(err, result)) because those engines have nothing newer. Callbacks are always
- * called asynchronously and exactly once. Errors carry a `code` (see docs/BROWSER-CRYPTO.md).
+ * called asynchronously and exactly once. Errors carry a 'code' (see docs/BROWSER-CRYPTO.md).
  */
 (function (root) {
     'use strict';
@@ -19,7 +19,7 @@
     var DETECT_TIMEOUT_MS = 10000;
     var SLICE_MS = 40; // main-thread PBKDF2 slice, short enough that the page keeps painting
 
-    var urls = {vendor: null, worker: null};
+    var urls = {vendor: null, worker: null, vendorIntegrity: null, workerIntegrity: null};
     var backend; // undefined until detect() has finished, then 'webcrypto', 'fallback' or null
     var detectWaiters = null;
     var forge = null; // the vendored library, once loaded and checked
@@ -505,7 +505,8 @@
 
     // ---- loading the fallback --------------------------------------------------------------
 
-    function loadScript(url, cb) {
+    // integrity: the page's Subresource Integrity value for url, so a tampered copy is refused.
+    function loadScript(url, integrity, cb) {
         var doc = root.document, s, parent, done = false;
         function finish(err) {
             if (!done) {
@@ -524,6 +525,9 @@
         s.onerror = function () {
             finish(new Error('could not load ' + url));
         };
+        if (integrity) {
+            s.integrity = integrity;
+        }
         s.src = url;
         parent = doc.head || (doc.getElementsByTagName && doc.getElementsByTagName('head')[0]) ||
             doc.documentElement;
@@ -549,7 +553,7 @@
         } else if (!urls.vendor) {
             failLater(cb, new Error('vendored crypto library URL not set (SealCrypto.setFallbackUrls)'));
         } else {
-            loadScript(urls.vendor, function (err) {
+            loadScript(urls.vendor, urls.vendorIntegrity, function (err) {
                 if (!err && !forgeUsable(root.forge)) {
                     err = new Error('vendored crypto library did not load');
                 }
@@ -570,7 +574,7 @@
         } else if (!urls.worker) {
             failLater(cb, new Error('key derivation script URL not set (SealCrypto.setFallbackUrls)'));
         } else {
-            loadScript(urls.worker, function (err) {
+            loadScript(urls.worker, urls.workerIntegrity, function (err) {
                 cb(err || (root.SealKdf ? null : new Error('key derivation script did not load')));
             });
         }
@@ -730,15 +734,35 @@
         });
     }
 
+    // The integrity of a URL as the page's sealchat-crypto meta element states it, if it names that URL.
+    function pageIntegrity(which, url) {
+        var doc = root.document, meta;
+        try {
+            meta = doc && typeof doc.getElementById === 'function' ? doc.getElementById('sealchat-crypto') : null;
+            if (meta && url && meta.getAttribute('data-' + which) === url) {
+                return meta.getAttribute('data-' + which + '-integrity') || null;
+            }
+        } catch (e) {
+            // no usable document
+        }
+        return null;
+    }
+
+    // opts: {vendor, worker, vendorIntegrity, workerIntegrity}; an integrity not given is read
+    // from the page's sealchat-crypto meta element when that names the same URL.
     function setFallbackUrls(opts) {
         if (!opts || typeof opts !== 'object') {
             throw new TypeError('setFallbackUrls: expected {vendor: url, worker: url}');
         }
         if (opts.vendor !== undefined) {
             urls.vendor = opts.vendor ? String(opts.vendor) : null;
+            urls.vendorIntegrity = opts.vendorIntegrity ? String(opts.vendorIntegrity) :
+                pageIntegrity('vendor', urls.vendor);
         }
         if (opts.worker !== undefined) {
             urls.worker = opts.worker ? String(opts.worker) : null;
+            urls.workerIntegrity = opts.workerIntegrity ? String(opts.workerIntegrity) :
+                pageIntegrity('worker', urls.worker);
         }
         if (backend === null) {
             backend = undefined; // a failed detection may succeed with the URLs now known
@@ -858,11 +882,12 @@
         }
     }
 
+    // auth and verifier are null for resumed keys: only joining needs them.
     function makeKeys(which, roomId, enc, auth, verifier, ikm) {
         return {
             roomId: roomId,
-            authKey: b64u(auth),
-            verifier: b64u(verifier),
+            authKey: auth ? b64u(auth) : null,
+            verifier: verifier ? b64u(verifier) : null,
             backend: which,
             // Internal: enc key material ({raw, aes}), the PBKDF2 output (tests), message count.
             _enc: enc,
@@ -873,9 +898,15 @@
         };
     }
 
-    // From ikm (or, on resume, from enc and auth) to a keys object; both backends.
-    function finishKeys(which, roomId, ikm, salt, encRaw, authRaw, cb) {
+    // From ikm (or, on resume, from enc alone) to a keys object; both backends.
+    function finishKeys(which, roomId, ikm, salt, encRaw, cb) {
         function withEncAuth(encBytes, authBytes) {
+            if (!authBytes) {
+                aesKey(which, encBytes, function (err, enc) {
+                    cb(err, err ? undefined : makeKeys(which, roomId, enc, null, null, ikm));
+                });
+                return;
+            }
             sha256(which, concatBytes([label('sealchat/v1/verifier'), authBytes]), function (err, verifier) {
                 if (err) {
                     cb(err);
@@ -888,7 +919,7 @@
         }
         var rid = utf8(roomId);
         if (encRaw) {
-            withEncAuth(encRaw, authRaw);
+            withEncAuth(encRaw, null);
             return;
         }
         hkdf(which, ikm, salt, concatBytes([label('sealchat/v1/enc'), rid]), function (err, encBytes) {
@@ -932,7 +963,7 @@
                     return;
                 }
                 progress(1);
-                finishKeys(which, roomId, ikm, salt, null, null, cb);
+                finishKeys(which, roomId, ikm, salt, null, cb);
             }
             progress(0);
             if (which === 'webcrypto') {
@@ -954,31 +985,41 @@
             (keys.backend === 'webcrypto' || keys.backend === 'fallback'));
     }
 
+    // What a reload needs to go on in the room: the message key and how many messages it has
+    // sealed (the per-key limit must not restart). Never the auth key: that is a join credential.
     function exportForResume(keys) {
         if (!checkKeys(keys)) {
             throw new TypeError('exportForResume: not a SealCrypto keys object');
         }
-        return {roomId: keys.roomId, enc: b64u(keys._enc.raw), auth: keys.authKey};
+        return {roomId: keys.roomId, enc: b64u(keys._enc.raw), sent: keys._sent};
     }
 
     function importForResume(obj, cb) {
-        var enc, auth;
+        var enc, sent;
         needCallback(cb);
         try {
             if (!obj || typeof obj.roomId !== 'string') {
                 throw fail('malformed', 'saved keys: missing room');
             }
             enc = unb64u(obj.enc);
-            auth = unb64u(obj.auth);
-            if (enc.length !== 32 || auth.length !== 32) {
+            if (enc.length !== 32) {
                 throw fail('malformed', 'saved keys: wrong key length');
+            }
+            sent = obj.sent === undefined ? 0 : obj.sent;
+            if (!isInt(sent) || sent < 0 || sent > MAX_MESSAGES_PER_KEY) {
+                throw fail('malformed', 'saved keys: bad message count');
             }
         } catch (e) {
             failLater(cb, e.code ? e : fail('malformed', 'saved keys: ' + e.message));
             return;
         }
         withBackend(cb, function (which) {
-            finishKeys(which, obj.roomId, null, null, enc, auth, cb);
+            finishKeys(which, obj.roomId, null, null, enc, function (err, keys) {
+                if (keys) {
+                    keys._sent = sent;
+                }
+                cb(err, keys);
+            });
         });
     }
 
@@ -1060,6 +1101,16 @@
             }
             if (header.room !== keys.roomId) {
                 throw fail('room', 'envelope for another room');
+            }
+            // Receivers drop duplicates by id, so an id must be exactly one canonical 16-byte value.
+            if (typeof header.id !== 'string' || header.id.length !== 22 || b64u(unb64u(header.id)) !== header.id) {
+                throw fail('malformed', 'bad header: id must be 16 bytes of base64url');
+            }
+            if (!isInt(header.ts)) {
+                throw fail('malformed', 'bad header: ts must be a whole number of milliseconds');
+            }
+            if (typeof header.type !== 'string') {
+                throw fail('malformed', 'bad header: type must be a string');
             }
             nonce = unb64u(env.n);
             if (nonce.length !== 12) {

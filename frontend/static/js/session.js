@@ -1,7 +1,8 @@
 /*
  * Seal.session: what this tab keeps to resume after a reload (sessionStorage: token, room,
- * username, cursor and the resumable keys), a one-time message for the next page, and
- * non-secret preferences (localStorage). Leave and expired sessions wipe it.
+ * username, cursor and the resumable keys: the message key and its message count, never the
+ * auth key, which is a join credential), a one-time message for the next page, and non-secret
+ * preferences (localStorage). Leave and expired sessions wipe it.
  */
 (function (root) {
     'use strict';
@@ -48,7 +49,12 @@
 
     function load() {
         var s = readJson(store('sessionStorage'), KEY);
-        return s && typeof s.token === 'string' ? s : memory;
+        s = s && typeof s.token === 'string' ? s : memory;
+        if (s && s.keys && s.keys.auth !== undefined) {
+            delete s.keys.auth; // saved by an older version: rewrite without it
+            writeJson(store('sessionStorage'), KEY, s);
+        }
+        return s;
     }
 
     function save(obj) {
