@@ -2,8 +2,11 @@
  * Seal.Room: one member of one room, the browser twin of chat/client/room.py. It processes
  * every room event once and in order (seq at or below the cursor is ignored, duplicate message
  * ids are dropped), decrypts messages, reassembles files, resends frames the server has not
- * echoed after a reconnect, and reports view events:
- *   members, joined, left, text, file-start, file, undecryptable, gap, error, transport, sent.
+ * echoed once a reconnect's replay is through, and reports view events:
+ *   members, joined, left, text, file-start, file-progress, file, file-abandoned, undecryptable,
+ *   gap, error, transport, sent.
+ * file-abandoned {from, fileId, name, reason}: an announced file that will not complete (its
+ * sender left, or no chunk came for a minute while connected); its file-start entry is dead.
  */
 (function (root) {
     'use strict';
@@ -11,6 +14,16 @@
     var Seal = root.Seal;
     var SC = root.SealCrypto;
     var SEEN_IDS = 50000;
+    var FILE_IDLE_MS = 60000;
+    var MAX_UNCONFIRMED = 4096; // frames kept for resending, and at most this many characters:
+    var MAX_UNCONFIRMED_CHARS = 67108864;
+
+    // Resumed keys must carry their message count across a reload (the per-key limit).
+    function saveKeyUse(keys) {
+        if (Seal.session && typeof Seal.session.update === 'function') {
+            Seal.session.update({keys: SC.exportForResume(keys)});
+        }
+    }
 
     function Room(opts) {
         this.keys = opts.keys;
@@ -21,11 +34,22 @@
         this.limits = opts.limits || {};
         this.onView = opts.onView;
         this.onCursor = opts.onCursor || function () {};
+        this.onKeysUsed = opts.onKeysUsed || saveKeyUse;
+        this.fileIdleMs = opts.fileIdleMs || FILE_IDLE_MS;
         this.seen = {};
         this.seenOrder = [];
         this.files = {};
+        // id -> {frame, chars, epoch}; epoch counts welcomes and gaps, so a resend takes only
+        // frames sent before the reconnect (later ones are on their way on the new connection).
         this.unconfirmed = {};
         this.unconfirmedOrder = [];
+        this.unconfirmedCount = 0;
+        this.unconfirmedChars = 0;
+        this.epoch = 0;
+        this.resendAfter = null; // resend once events up to this seq have been processed
+        this.processed = this.cursor;
+        this.connected = false;
+        this.closed = false;
         this.inbox = [];
         this.working = false;
         this.outgoing = [];
@@ -65,8 +89,12 @@
         this.handle(ev, function () {
             self.working = false;
             if (typeof ev.seq === 'number') {
+                if (ev.seq > self.processed) {
+                    self.processed = ev.seq;
+                }
                 self.onCursor(ev.seq);
             }
+            self.maybeResend();
             self.pump();
         });
     };
@@ -88,6 +116,9 @@
             if (ev.limits) {
                 this.limits = ev.limits;
             }
+            // The replay up to the welcome's cursor may confirm frames; resend the rest after it.
+            this.epoch++;
+            this.resendAfter = typeof ev.cursor === 'number' ? ev.cursor : this.processed;
             this.emit({type: 'members', members: this.members.slice()});
             done();
         } else if (kind === 'joined') {
@@ -102,6 +133,7 @@
             if (i >= 0) {
                 this.members.splice(i, 1);
             }
+            this.abandonFrom(ev.user, 'the sender left');
             this.emit({type: 'left', user: ev.user, reason: ev.reason});
             this.emit({type: 'members', members: this.members.slice()});
             done();
@@ -113,9 +145,21 @@
             if (typeof ev.to_seq === 'number' && ev.to_seq > this.cursor) {
                 this.cursor = ev.to_seq;
             }
+            if (typeof ev.to_seq === 'number' && ev.to_seq > this.processed) {
+                this.processed = ev.to_seq;
+            }
+            // Echoes of our own frames may be among the lost events: resend (receivers drop
+            // duplicate ids and chunks).
+            this.epoch++;
+            if (this.resendAfter === null) {
+                this.resendAfter = this.processed;
+            }
             this.emit({type: 'gap', from: ev.from_seq, to: ev.to_seq});
             done();
         } else if (kind === 'error') {
+            if (typeof ev.ref === 'string') {
+                this.forget(ev.ref); // refused: resending would be refused again
+            }
             this.emit({type: 'error', code: ev.code, message: ev.message, retryAfter: ev.retry_after});
             done();
         } else {
@@ -146,9 +190,72 @@
     };
 
     Room.prototype.confirm = function (id) {
+        this.forget(id);
+    };
+
+    Room.prototype.forget = function (id) {
         if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
+            this.unconfirmedChars -= this.unconfirmed[id].chars;
+            this.unconfirmedCount--;
             delete this.unconfirmed[id];
         }
+    };
+
+    // ---- incoming files --------------------------------------------------------------------
+
+    // Restarts the file's idle timer; while this tab is not connected the wait does not count.
+    Room.prototype.touchFile = function (key) {
+        var self = this, incoming = this.files[key];
+        if (!incoming || this.closed) {
+            return;
+        }
+        root.clearTimeout(incoming.timer);
+        incoming.timer = root.setTimeout(function () {
+            if (self.files[key] !== incoming) {
+                return;
+            }
+            if (!self.connected) {
+                self.touchFile(key);
+                return;
+            }
+            self.abandonFile(key, 'nothing arrived for ' + Math.round(self.fileIdleMs / 1000) + ' seconds');
+        }, this.fileIdleMs);
+    };
+
+    // Drops an unfinished file; reason is a short phrase for the view.
+    Room.prototype.abandonFile = function (key, reason) {
+        var incoming = this.files[key];
+        if (!incoming) {
+            return;
+        }
+        root.clearTimeout(incoming.timer);
+        delete this.files[key];
+        if (reason) {
+            this.emit({type: 'file-abandoned', from: incoming.base.from, fileId: incoming.meta.file_id,
+                name: incoming.meta.name, reason: reason});
+        }
+    };
+
+    Room.prototype.abandonFrom = function (user, reason) {
+        var key, prefix = user + '\n';
+        for (key in this.files) {
+            if (Object.prototype.hasOwnProperty.call(this.files, key) && key.indexOf(prefix) === 0) {
+                this.abandonFile(key, reason);
+            }
+        }
+    };
+
+    // Stops the room's timers (the page is going away, or a test is done).
+    Room.prototype.close = function () {
+        var key;
+        this.closed = true;
+        for (key in this.files) {
+            if (Object.prototype.hasOwnProperty.call(this.files, key)) {
+                root.clearTimeout(this.files[key].timer);
+            }
+        }
+        this.files = {};
+        root.clearTimeout(this.resendTimer);
     };
 
     Room.prototype.onMsg = function (ev, done) {
@@ -186,7 +293,8 @@
                 try {
                     meta = JSON.parse(SC.fromUtf8(opened.plaintext));
                     if (!meta || typeof meta.file_id !== 'string' || SC.unb64u(meta.file_id).length !== 16 ||
-                            typeof meta.size !== 'number' || meta.chunks !== SC.chunkCount(meta.size) ||
+                            typeof meta.size !== 'number' || Math.floor(meta.size) !== meta.size || meta.size < 0 ||
+                            meta.chunks !== SC.chunkCount(meta.size) ||
                             typeof meta.name !== 'string' || typeof meta.mime !== 'string') {
                         throw new Error('bad file metadata');
                     }
@@ -195,7 +303,16 @@
                     done();
                     return;
                 }
-                self.files[sender + '\n' + meta.file_id] = {meta: meta, base: base, parts: [], count: 0};
+                // The size is the sender's claim: one beyond the room's limit can never arrive.
+                if (self.limits.max_file_bytes && meta.size > self.limits.max_file_bytes) {
+                    self.emit({type: 'undecryptable', from: sender, fileId: meta.file_id,
+                        reason: 'the file claims to be larger than this room allows'});
+                    done();
+                    return;
+                }
+                self.abandonFile(sender + '\n' + meta.file_id, null);
+                self.files[sender + '\n' + meta.file_id] = {meta: meta, base: base, parts: [], count: 0, timer: null};
+                self.touchFile(sender + '\n' + meta.file_id);
                 base.type = 'file-start';
                 base.name = meta.name;
                 base.mime = meta.mime;
@@ -226,19 +343,20 @@
                 return;
             }
             if (err) {
-                delete self.files[key];
+                self.abandonFile(key, null);
                 self.emit({type: 'undecryptable', from: sender, reason: err.message, fileId: ev.file});
                 done();
                 return;
             }
             incoming.parts[ev.i] = plain;
             incoming.count++;
+            self.touchFile(key);
             self.emit({type: 'file-progress', fileId: ev.file, from: sender, received: incoming.count, n: ev.n});
             if (incoming.count < ev.n) {
                 done();
                 return;
             }
-            delete self.files[key];
+            self.abandonFile(key, null);
             for (i = 0; i < ev.n; i++) {
                 total += incoming.parts[i].length;
             }
@@ -262,37 +380,67 @@
     // ---- transport state -----------------------------------------------------------------
 
     Room.prototype.transportState = function (info) {
-        var id, frames = [], i;
+        this.connected = info.state === 'connected';
         this.emit({type: 'transport', mode: info.mode, state: info.state, detail: info.detail});
-        if (info.state !== 'connected') {
+    };
+
+    // Resending waits until the replay after a welcome (or a gap) has been processed, because
+    // the replay is what confirms the frames the server did get.
+    Room.prototype.maybeResend = function () {
+        var self = this;
+        if (this.resendAfter === null || this.processed < this.resendAfter || this.working) {
             return;
         }
-        if (this.transport) {
-            for (i = 0; i < this.unconfirmedOrder.length; i++) {
-                id = this.unconfirmedOrder[i];
-                if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
-                    frames.push(this.unconfirmed[id]);
-                }
-            }
-            this.unconfirmedOrder = [];
-            for (id in this.unconfirmed) {
-                if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
-                    this.unconfirmedOrder.push(id);
-                }
-            }
-            for (i = 0; i < frames.length; i++) {
-                this.transport.send(frames[i]);
+        this.resendAfter = null;
+        // Later, so that the transport has finished switching to connected before frames go out.
+        root.clearTimeout(this.resendTimer);
+        this.resendTimer = root.setTimeout(function () {
+            self.resend(self.epoch);
+        }, 0);
+    };
+
+    Room.prototype.resend = function (epoch) {
+        var i, id, entry;
+        if (!this.transport || this.closed) {
+            return;
+        }
+        this.compact();
+        for (i = 0; i < this.unconfirmedOrder.length; i++) {
+            id = this.unconfirmedOrder[i];
+            entry = this.unconfirmed[id];
+            if (entry && entry.epoch < epoch) {
+                entry.epoch = epoch;
+                this.transport.send(entry.frame);
             }
         }
     };
 
+    Room.prototype.compact = function () {
+        var kept = [], i;
+        for (i = 0; i < this.unconfirmedOrder.length; i++) {
+            if (Object.prototype.hasOwnProperty.call(this.unconfirmed, this.unconfirmedOrder[i])) {
+                kept.push(this.unconfirmedOrder[i]);
+            }
+        }
+        this.unconfirmedOrder = kept;
+    };
+
     // ---- sending -------------------------------------------------------------------------
 
+    // Sends a frame and keeps it, under its ref, until the server echoes it or refuses it.
     Room.prototype.track = function (id, frame) {
-        this.unconfirmed[id] = frame;
+        var chars = frame.c ? frame.c.length : frame.env ? frame.env.c.length : 0;
+        frame.ref = id;
+        this.forget(id);
+        this.unconfirmed[id] = {frame: frame, chars: chars, epoch: this.epoch};
         this.unconfirmedOrder.push(id);
-        if (this.unconfirmedOrder.length > 4096) {
-            this.unconfirmedOrder = this.unconfirmedOrder.slice(-2048);
+        this.unconfirmedCount++;
+        this.unconfirmedChars += chars;
+        if (this.unconfirmedOrder.length > 2 * MAX_UNCONFIRMED) {
+            this.compact();
+        }
+        while (this.unconfirmedCount > MAX_UNCONFIRMED || this.unconfirmedChars > MAX_UNCONFIRMED_CHARS) {
+            this.forget(this.unconfirmedOrder.shift()); // the oldest will not be resent
         }
         this.transport.send(frame);
     };
@@ -316,6 +464,16 @@
         });
     };
 
+    Room.prototype.keysUsed = function () {
+        try {
+            this.onKeysUsed(this.keys);
+        } catch (e) {
+            root.setTimeout(function () {
+                throw e;
+            }, 0);
+        }
+    };
+
     function headerId(env) {
         return JSON.parse(SC.fromUtf8(SC.unb64u(env.h))).id;
     }
@@ -325,6 +483,7 @@
         this.queue(function (next) {
             SC.sealText(self.keys, self.username, text, function (err, env) {
                 if (!err) {
+                    self.keysUsed();
                     self.track(headerId(env), {type: 'msg', env: env});
                 }
                 next();
@@ -361,6 +520,7 @@
                         cb(err2);
                         return;
                     }
+                    self.keysUsed();
                     self.track(headerId(env), {type: 'msg', env: env});
                     for (i = 0; i < enc.chunks.length; i++) {
                         self.track(enc.fileId + '/' + i, {type: 'chunk', file: enc.fileId, i: i,
