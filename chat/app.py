@@ -26,6 +26,13 @@ TEMPLATES = pathlib.Path(__file__).resolve().parents[1] / "frontend" / "template
 
 log = logging.getLogger("sealchat")
 
+# A request body must arrive whole within this many seconds, or the connection is closed; a body
+# dribbled a byte at a time would otherwise hold a connection (and its buffer) for ever.
+BODY_TIMEOUT = 30.0
+# Tornado stops reading a body past this multiple of the largest one any route accepts (closing the
+# connection with a bare 400); below it, the handlers refuse a too-large body with a typed 413.
+BODY_READ_FACTOR = 4
+
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     """Access log without URLs: paths carry room names, which the log has no need to keep."""
@@ -80,10 +87,13 @@ def ssl_context(settings: Settings) -> Optional[ssl.SSLContext]:
 
 def serve(settings: Settings) -> tornado.httpserver.HTTPServer:
     """Bind and start serving; prints the one start-up line with the real address and TLS state."""
+    from handlers.base import body_limit
+
     app = make_app(settings)
     ctx, cert = tls_setup(settings)
     server = tornado.httpserver.HTTPServer(app, ssl_options=ctx, xheaders=False,
-                                           max_body_size=2 * settings.max_frame_bytes,
+                                           max_body_size=BODY_READ_FACTOR * body_limit(settings),
+                                           body_timeout=BODY_TIMEOUT,
                                            idle_connection_timeout=settings.presence_timeout)
     sockets: List = tornado.netutil.bind_sockets(settings.port, settings.host)
     server.add_sockets(sockets)

@@ -1,7 +1,6 @@
 """The kiosk view and the QR codes it and the chat page show (join link, authenticator URI)."""
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from chat import names, qr
@@ -74,15 +73,4 @@ class JoinLinkQrHandler(SvgHandler):
         host = self.request.host or ""
         if len(host) > qr.MAX_HOST or not _HOST.match(host):
             raise ChatError("bad_frame", "The request's Host header is not a host name.")
-        scheme = self.request.protocol
-        forwarded = self.request.headers.get("X-Forwarded-Proto", "").strip().lower()
-        if forwarded in ("http", "https") and self._from_trusted_proxy():
-            scheme = forwarded
-        return f"{scheme}://{host}"
-
-    def _from_trusted_proxy(self) -> bool:
-        try:
-            peer = ipaddress.ip_address(self.request.remote_ip or "")
-        except ValueError:
-            return False
-        return any(peer.version == net.version and peer in net for net in self.config.trusted_proxies)
+        return f"{self.request_scheme}://{host}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -143,7 +144,7 @@ async def test_headers_on_every_route_and_error(raw) -> None:
         if resp.code >= 400:
             error_of(resp)
     posts = [("/api/join", b"{"), ("/api/join", b"[]"), ("/api/rooms", b'{"room": ""}'), ("/api/leave", b"{}"),
-             ("/api/poll/send", b"{}"), ("/api/poll/events", b'{"cursor": 0}'), ("/nowhere", b"{}")]
+             ("/api/poll/send", b"{}"), ("/api/poll/events", b'{"cursor": 0}'), ("/nowhere", b"{}"), ("/ws", b"{}")]
     for path, body in posts:
         for xsrf in (True, False):
             resp = await api.fetch(path, "POST", body, xsrf=xsrf)
@@ -151,12 +152,13 @@ async def test_headers_on_every_route_and_error(raw) -> None:
             assert resp.code >= 400
             assert_security_headers(resp)
             error_of(resp)
-    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
-        resp = await api.fetch("/api/join", method, b"{}" if method != "OPTIONS" else None)
-        seen.add(resp.code)
-        assert resp.code in (403, 405), (method, resp.code)
-        assert_security_headers(resp)
-        error_of(resp)
+    for path in ("/api/join", "/ws"):
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+            resp = await api.fetch(path, method, b"{}" if method != "OPTIONS" else None)
+            seen.add(resp.code)
+            assert resp.code in (403, 405), (path, method, resp.code)
+            assert_security_headers(resp)
+            error_of(resp)
     assert {400, 401, 403, 404, 405} <= seen, seen
 
 
@@ -170,6 +172,18 @@ async def test_headers_on_websocket_refusals(raw, settings) -> None:
     not_upgrade = await api.fetch("/ws", headers={"Origin": api.base})
     assert not_upgrade.code == 400
     assert_security_headers(not_upgrade)
+    assert error_of(not_upgrade)["code"] == "bad_frame"
+    # Handshakes Tornado itself refuses: a version it does not speak, a missing Connection or key.
+    old_version = await api.fetch("/ws", headers=dict(WS_UPGRADE, **{"Sec-WebSocket-Version": "8"}))
+    assert old_version.code == 426 and old_version.headers["Sec-WebSocket-Version"] == "13"
+    assert_security_headers(old_version)
+    assert error_of(old_version)["code"] == "bad_frame" and "13" in error_of(old_version)["message"]
+    for broken in (dict(WS_UPGRADE, Connection="keep-alive"),
+                   {k: v for k, v in WS_UPGRADE.items() if k != "Sec-WebSocket-Key"}):
+        resp = await api.fetch("/ws", headers=broken)
+        assert resp.code == 400
+        assert_security_headers(resp)
+        assert error_of(resp)["code"] == "bad_frame"
 
 
 @pytest.mark.gen_test
@@ -190,7 +204,7 @@ async def test_every_post_needs_the_xsrf_token(raw, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="sealchat.security")
     owner = await raw().ready()
     info = await owner.make_room("Xsrf Room")
-    paths = ["/api/rooms", "/api/join", "/api/leave", "/api/poll/send", "/api/poll/events"]
+    paths = ["/api/rooms", "/api/join", "/api/leave", "/api/poll/send", "/api/poll/events", "/ws"]
     for path in paths:
         # No cookie, no header (a forged cross-site form or fetch).
         resp = await owner.fetch(path, "POST", b'{"cursor": 0}', xsrf=False)
@@ -259,3 +273,51 @@ async def test_no_cors_preflight_or_headers(raw) -> None:
     for path in ("/healthz", "/api/rooms/Lobby"):
         resp = await api.fetch(path, headers={"Origin": "http://evil.example"})
         assert resp.code == 200 and not any(k.lower().startswith("access-control-") for k in resp.headers)
+
+
+# --- Logs ------------------------------------------------------------------------------------
+@pytest.mark.gen_test
+async def test_handler_errors_are_logged_without_the_uri(raw, app, caplog, monkeypatch) -> None:
+    """Paths and queries carry room names; an error log line names the handler and status only."""
+    caplog.set_level(logging.DEBUG)
+    api = raw()
+    resp = await api.fetch("/chat/%FF%FEwhisper-room-name")  # not UTF-8: Tornado's own HTTPError
+    assert resp.code == 400 and error_of(resp)["code"] == "bad_frame"
+    assert any(r.name == "tornado.general" and "ChatPage" in r.getMessage() for r in caplog.records)
+
+    def broken(*args: object) -> dict:
+        raise RuntimeError("lookup broke")
+
+    monkeypatch.setattr(app.settings["rooms"], "lookup", broken)
+    resp = await api.fetch("/api/rooms/whisper-room-name?username=bob", headers={"Authorization": "Bearer t0ken-x"})
+    assert resp.code == 500 and error_of(resp)["code"] == "internal" and b"lookup broke" not in resp.body
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "LookupHandler" in errors[0].getMessage() and errors[0].exc_info
+    assert "whisper" not in caplog.text and "t0ken-x" not in caplog.text
+
+
+# --- Cookies behind a TLS proxy --------------------------------------------------------------
+@pytest.fixture
+def settings(request, settings):
+    return settings.with_(**getattr(request, "param", {}))
+
+
+def xsrf_cookie(resp: HTTPResponse) -> str:
+    return next(c for c in resp.headers.get_list("Set-Cookie") if c.startswith("_xsrf="))
+
+
+@pytest.mark.parametrize("settings", [{"trusted_proxies": (ipaddress.ip_network("127.0.0.0/8"),)}], indirect=True)
+@pytest.mark.gen_test
+async def test_xsrf_cookie_is_secure_when_a_trusted_proxy_says_https(settings, raw) -> None:
+    api = raw()
+    secure = xsrf_cookie(await api.fetch("/api/rooms/Lobby", headers={"X-Forwarded-Proto": "https"}))
+    assert "secure" in secure.lower().split("; ") and "samesite=strict" in secure.lower()
+    for headers in ({}, {"X-Forwarded-Proto": "http"}):
+        plain = xsrf_cookie(await api.fetch("/", headers=headers))
+        assert "secure" not in plain.lower().split("; ")
+
+
+@pytest.mark.gen_test
+async def test_xsrf_cookie_ignores_forwarded_proto_from_anyone_else(raw) -> None:
+    cookie = xsrf_cookie(await raw().fetch("/", headers={"X-Forwarded-Proto": "https"}))
+    assert "secure" not in cookie.lower().split("; ")

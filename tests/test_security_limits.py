@@ -1,15 +1,22 @@
 """Limits with clear refusals: names, members per room, rooms and sessions in total, frames, files."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
+import socket
 
 import pytest
+from tornado import gen
+from tornado.iostream import IOStream
 
+from chat import app as app_module
 from chat.client.errors import ServerRefused
 from chat.config import Rate
 
-from .test_security_http import SALT, b64u, raw, verifier  # noqa: F401  (raw is a fixture)
+from .conftest import next_address
+from .test_security_http import SALT, Raw, assert_security_headers, b64u, error_of, raw, verifier  # noqa: F401
 
 
 @pytest.fixture
@@ -109,3 +116,40 @@ async def test_room_lookups_are_throttled_per_address(settings, raw) -> None:
     err = json.loads(resp.body)
     assert resp.code == 429 and err["code"] == "rate_limited" and int(resp.headers["Retry-After"]) == err["retry_after"] > 0
     assert (await raw().lookup("Guess 3", "bob"))["exists"] is False  # another address may
+
+
+@pytest.fixture
+def real_server(settings, io_loop, capsys, monkeypatch):
+    """serve() itself (the HTTPServer options of a real run), with a short body timeout."""
+    monkeypatch.setattr(app_module, "BODY_TIMEOUT", 1.0)
+    server = app_module.serve(settings)
+    port = int(re.search(r"listening on http://[^ ]+:(\d+)", capsys.readouterr().out).group(1))
+    yield port
+    server.stop()
+    server.request_callback.settings["sweeper"].stop()
+    io_loop.run_sync(server.close_all_connections)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_too_large_body_is_a_typed_413(settings, real_server) -> None:
+    api = await Raw(f"http://127.0.0.1:{real_server}", next_address()).ready()
+    for size in (settings.max_frame_bytes + 1, 3 * settings.max_frame_bytes):
+        resp = await api.fetch("/api/poll/send", "POST", b"{" + b" " * (size - 2) + b"}")
+        assert resp.code == 413, (size, resp.code, resp.body[:200])
+        assert error_of(resp)["code"] == "too_large" and str(settings.max_frame_bytes) in error_of(resp)["message"]
+        assert_security_headers(resp)
+    assert (await api.lookup("Still Up"))["exists"] is False
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_dribbled_body_is_cut_off(real_server) -> None:
+    """Slowloris: a body that never finishes arriving does not hold the connection for ever."""
+    stream = IOStream(socket.socket())
+    await stream.connect(("127.0.0.1", real_server))
+    await stream.write(b"POST /api/join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{")
+    for _ in range(3):
+        await stream.write(b" ")
+        await gen.sleep(0.2)
+    # The server closes the connection (without an answer) once the body timeout has passed.
+    assert await gen.with_timeout(datetime.timedelta(seconds=15), stream.read_until_close()) == b""
+    assert stream.closed()
