@@ -197,6 +197,8 @@
         });
     }
 
+    // sessionStorage gets what a reload needs (exportForResume: message key and count); the
+    // auth key stays in this page's memory and is gone when it navigates to the room.
     function entered(resp, keys) {
         field('password').value = '';
         Seal.session.save({
@@ -211,6 +213,33 @@
             joinCodeNew: !!resp.join_code_info
         });
         root.location.href = (checked('opt-kiosk') ? '/kiosk/' : '/chat/') + encodeURIComponent(resp.name);
+    }
+
+    // A tab holds one session. Entering another room here would strand the one it is in (the
+    // server keeps it, and refuses this device there, until the presence timeout), so the page
+    // refuses and offers the way back instead. A session the server has ended no longer counts.
+    function notInAnotherRoom(cb) {
+        var saved = Seal.session.load();
+        if (!saved) {
+            cb();
+            return;
+        }
+        api.pollSend(saved.token, {type: 'ping'}, function (err) {
+            var node;
+            if (err && api.isTerminal(err)) {
+                Seal.session.wipe();
+                dom.show(field('return-notice'), false);
+                cb();
+                return;
+            }
+            field('submit-button').disabled = false;
+            status('This tab is still in the room ' + saved.room + ' as ' + saved.username + '. Return to it ' +
+                'and leave there first, or use a new tab to enter another room. ');
+            node = field('form-status');
+            node.setAttribute('data-code', 'in_another_room');
+            node.appendChild(dom.el('a', {href: '/chat/' + encodeURIComponent(saved.room), text: 'Return to ' +
+                saved.room}));
+        });
     }
 
     function validate(needPassword) {
@@ -305,27 +334,33 @@
             }
             iter = Math.max(root.SealCrypto.MIN_ITER, iter || root.SealCrypto.DEFAULT_ITER);
             field('submit-button').disabled = true;
-            api.lookup(room, user, function (err, info) {
-                var salt;
-                if (err || info.exists) {
-                    field('submit-button').disabled = false;
-                    statusError(err || {code: 'room_exists'});
+            notInAnotherRoom(function () {
+                createRoom(room, user, password, iter);
+            });
+        });
+    }
+
+    function createRoom(room, user, password, iter) {
+        api.lookup(room, user, function (err, info) {
+            var salt;
+            if (err || info.exists) {
+                field('submit-button').disabled = false;
+                statusError(err || {code: 'room_exists'});
+                return;
+            }
+            salt = root.SealCrypto.newSalt();
+            derive(password, salt, iter, info.room_id, root.SealCrypto.KDF, function (keys) {
+                if (!keys) {
                     return;
                 }
-                salt = root.SealCrypto.newSalt();
-                derive(password, salt, iter, info.room_id, root.SealCrypto.KDF, function (keys) {
-                    if (!keys) {
+                api.create({room: room, username: user, salt: salt, kdf: root.SealCrypto.KDF, iter: iter,
+                    verifier: keys.verifier, join_code: checked('opt-joincode')}, function (err2, resp) {
+                    if (err2) {
+                        busy(false);
+                        statusError(err2);
                         return;
                     }
-                    api.create({room: room, username: user, salt: salt, kdf: root.SealCrypto.KDF, iter: iter,
-                        verifier: keys.verifier, join_code: checked('opt-joincode')}, function (err2, resp) {
-                        if (err2) {
-                            busy(false);
-                            statusError(err2);
-                            return;
-                        }
-                        entered(resp, keys);
-                    });
+                    entered(resp, keys);
                 });
             });
         });
@@ -354,35 +389,37 @@
                 return;
             }
             field('submit-button').disabled = true;
-            api.lookup(room, user, function (err, info) {
-                if (err || !info.exists) {
-                    field('submit-button').disabled = false;
-                    statusError(err || {code: 'room_not_found'});
-                    return;
-                }
-                if (info.join_code && !value('joincode')) {
-                    field('submit-button').disabled = false;
-                    dom.show(field('joincode-field'), true);
-                    status('This room needs a join code.');
-                    field('joincode').focus();
-                    return;
-                }
-                derive(password, info.salt, info.iter, info.room_id, info.kdf, function (keys) {
-                    var body;
-                    if (!keys) {
+            notInAnotherRoom(function () {
+                api.lookup(room, user, function (err, info) {
+                    if (err || !info.exists) {
+                        field('submit-button').disabled = false;
+                        statusError(err || {code: 'room_not_found'});
                         return;
                     }
-                    body = {room: room, username: user, auth_key: keys.authKey};
-                    if (info.join_code) {
-                        body.join_code = value('joincode');
+                    if (info.join_code && !value('joincode')) {
+                        field('submit-button').disabled = false;
+                        dom.show(field('joincode-field'), true);
+                        status('This room needs a join code.');
+                        field('joincode').focus();
+                        return;
                     }
-                    api.join(body, function (err2, resp) {
-                        if (err2) {
-                            busy(false);
-                            statusError(err2);
+                    derive(password, info.salt, info.iter, info.room_id, info.kdf, function (keys) {
+                        var body;
+                        if (!keys) {
                             return;
                         }
-                        entered(resp, keys);
+                        body = {room: room, username: user, auth_key: keys.authKey};
+                        if (info.join_code) {
+                            body.join_code = value('joincode');
+                        }
+                        api.join(body, function (err2, resp) {
+                            if (err2) {
+                                busy(false);
+                                statusError(err2);
+                                return;
+                            }
+                            entered(resp, keys);
+                        });
                     });
                 });
             });

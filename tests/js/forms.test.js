@@ -1,0 +1,145 @@
+'use strict';
+// The join page script (frontend/static/js/forms.js) in the imitated browser, with a stub server:
+// what it leaves in sessionStorage, and what it does when the tab is still in another room.
+// Run with: node --test tests/js/
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const env = require('./browser-env.js');
+
+const { repoRoot, staticDir, makeBrowser, runFile } = env;
+const SHARED = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests', 'vectors', 'protocol-v1-vectors.json'), 'utf8'));
+const CASE = SHARED.cases[0];
+
+function fakeStorage() {
+  const data = new Map();
+  return {
+    getItem: (k) => (data.has(k) ? data.get(k) : null),
+    setItem: (k, v) => data.set(k, String(v)),
+    removeItem: (k) => data.delete(k),
+  };
+}
+
+function element(id) {
+  const attrs = {};
+  return {
+    id, value: '', className: '', disabled: false, checked: false, textContent: '', children: [], listeners: {},
+    getAttribute: (k) => (k in attrs ? attrs[k] : null),
+    setAttribute: (k, v) => { attrs[k] = String(v); },
+    removeAttribute: (k) => { delete attrs[k]; },
+    appendChild(c) { this.children.push(c); return c; },
+    insertBefore(c) { this.children.unshift(c); return c; },
+    focus() {},
+    text() { return this.textContent + this.children.map((c) => (c.textContent || '')).join(''); },
+  };
+}
+
+// The login page, joining room "lobby" as "bob"; saved: what sessionStorage holds beforehand;
+// oldSession: the server's answer to a ping with the saved token ('live' or 'ended').
+function loginPage({ saved, oldSession }) {
+  const { ctx } = makeBrowser('webcrypto');
+  const nodes = new Map();
+  const byId = (id) => {
+    if (!nodes.has(id)) nodes.set(id, element(id));
+    return nodes.get(id);
+  };
+  const calls = { join: [], ping: [] };
+  ctx.sessionStorage = fakeStorage();
+  ctx.localStorage = fakeStorage();
+  if (saved) ctx.sessionStorage.setItem('sealchat.session', JSON.stringify(saved));
+  ctx.location = { href: '/login' };
+  ctx.document.body = { getAttribute: (k) => (k === 'data-page' ? 'login' : null) };
+  ctx.document.getElementsByName = () => [];
+  ctx.Seal = {
+    dom: {
+      byId,
+      setText: (node, text) => { node.textContent = text; node.children = []; },
+      show: (node, visible) => node && (visible ? node.removeAttribute('hidden') : node.setAttribute('hidden', '')),
+      on: (node, type, fn) => { (node.listeners[type] = node.listeners[type] || []).push(fn); },
+      el: (tag, props) => Object.assign(element(props && props.id), { tagName: tag, textContent: (props && props.text) || '', href: props && props.href }),
+      debounce: (fn) => fn,
+    },
+  };
+  const errors = { session_ended: true, session_expired: true, token_invalid: true };
+  ctx.Seal.api = {
+    isTerminal: (err) => !!(err && errors[err.code]),
+    lookup: (room, user, cb) => setTimeout(() => cb(null, {
+      exists: true, room_id: CASE.room_id, salt: CASE.salt, iter: CASE.iter, kdf: CASE.kdf, join_code: false,
+    }), 0),
+    pollSend: (token, frame, cb) => {
+      calls.ping.push({ token, frame });
+      setTimeout(() => (oldSession === 'live' ? cb(null, { reply: { type: 'pong' } }) :
+        cb({ code: 'session_ended', message: 'This session has ended.' })), 0);
+    },
+    join: (body, cb) => {
+      calls.join.push(body);
+      setTimeout(() => cb(null, { token: 'tok-new', name: 'lobby', room_id: CASE.room_id, username: 'bob', cursor: 3, limits: {} }), 0);
+    },
+  };
+  runFile(ctx, path.join(staticDir, 'js', 'session.js'));
+  runFile(ctx, path.join(staticDir, 'js', 'forms.js'));
+  byId('roomname').value = 'lobby';
+  byId('username').value = 'bob';
+  byId('password').value = CASE.password;
+  return { ctx, byId, calls };
+}
+
+function until(pred, what) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    (function look() {
+      const v = pred();
+      if (v) resolve(v);
+      else if (Date.now() - started > 20000) reject(new Error('timed out waiting for ' + what));
+      else setTimeout(look, 10);
+    }());
+  });
+}
+
+async function submit(p) {
+  const form = p.byId('login-form');
+  await until(() => form.listeners.submit, 'the page to be ready');
+  form.listeners.submit[0]({ preventDefault() {} });
+}
+
+const OLD = { token: 'tok-old', room: 'kitchen', roomId: 'kitchen', username: 'alice', cursor: 9, keys: { roomId: 'kitchen', enc: 'x', sent: 4 } };
+
+test('joining saves the token and message key for a reload, never the auth key', async () => {
+  const p = loginPage({});
+  await submit(p);
+  await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
+  assert.equal(p.ctx.location.href, '/chat/lobby');
+  assert.equal(p.calls.join[0].auth_key, CASE.auth_key, 'the auth key goes to the server');
+  const raw = p.ctx.sessionStorage.getItem('sealchat.session');
+  assert.ok(!raw.includes(CASE.auth_key), 'the auth key is not in sessionStorage');
+  const saved = JSON.parse(raw);
+  assert.equal(saved.token, 'tok-new');
+  assert.deepEqual(Object.keys(saved.keys).sort(), ['enc', 'roomId', 'sent']);
+  assert.equal(saved.keys.sent, 0);
+  assert.equal(p.byId('password').value, '', 'the password field is cleared');
+});
+
+test('a tab still in another room is not moved to a new one: it is offered the way back', async () => {
+  const p = loginPage({ saved: OLD, oldSession: 'live' });
+  await submit(p);
+  const status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'in_another_room', 'the refusal');
+  assert.match(status.text(), /still in the room kitchen as alice/);
+  const link = status.children.find((c) => c.href);
+  assert.equal(link.href, '/chat/kitchen');
+  assert.deepEqual(p.calls.join, [], 'no join was sent');
+  assert.equal(p.calls.ping[0].token, 'tok-old');
+  assert.equal(JSON.parse(p.ctx.sessionStorage.getItem('sealchat.session')).token, 'tok-old', 'the old session is kept');
+  assert.equal(p.ctx.location.href, '/login');
+  assert.equal(p.byId('submit-button').disabled, false, 'the form can be used again');
+});
+
+test('a saved session the server has ended does not stand in the way', async () => {
+  const p = loginPage({ saved: OLD, oldSession: 'ended' });
+  await submit(p);
+  await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
+  assert.equal(p.calls.join.length, 1);
+  assert.equal(JSON.parse(p.ctx.sessionStorage.getItem('sealchat.session')).token, 'tok-new');
+});
