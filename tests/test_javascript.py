@@ -1,9 +1,9 @@
 """The shipped browser JavaScript: its node test suite, and an ES5 parse of every script as served.
 
-Old Android browsers only understand ES5, and the server minifies scripts with jsmin at start-up,
-so every script under frontend/static is minified the same way here and parsed with acorn at
-ecmaVersion 5; new scripts are covered without editing this file. Needs Node.js and the
-devDependencies of package-lock.json (`npm ci` at the repository root, as CI does).
+Old Android browsers only understand ES5, and the server builds what it serves at start-up
+(chat.assets: jsmin, vendored files as they are), so every script is taken from that same build
+and parsed with acorn at ecmaVersion 5; new scripts are covered without editing this file. Needs
+Node.js and the devDependencies of package-lock.json (`npm ci` at the repository root, as CI does).
 """
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ import pathlib
 import shutil
 import subprocess
 
-import jsmin
+import pytest
+
+import re
+
+from tornado.httpclient import AsyncHTTPClient
+
+from chat.assets import Assets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 STATIC = ROOT / "frontend" / "static"
-# The vendored library is served unminified (chat/assets.py), so it is checked as it is.
-UNMINIFIED = ("vendor",)
 
 
 def node() -> str:
@@ -28,29 +32,19 @@ def node() -> str:
     return exe
 
 
-def minify(source: str) -> str:
-    # Same options as the server's minifier in chat/assets.py.
-    return jsmin.jsmin(source, quote_chars="'\"").strip() + "\n"
-
-
 def shipped_scripts() -> list[pathlib.Path]:
     return sorted(p for p in STATIC.rglob("*.js") if p.is_file())
 
 
 def as_served(dest: pathlib.Path) -> list[pathlib.Path]:
-    """Copies frontend/static to dest with every non-vendored script minified; returns the scripts."""
+    """Writes the server's own asset build (chat.assets.Assets) to dest; returns the scripts."""
+    assets = Assets.build(STATIC)
     scripts = []
-    for src in sorted(STATIC.rglob("*")):
-        if not src.is_file():
-            continue
-        rel = src.relative_to(STATIC)
-        out = dest / rel
+    for name in sorted(assets.names()):
+        out = dest / name
         out.parent.mkdir(parents=True, exist_ok=True)
-        if src.suffix == ".js" and rel.parts[0] not in UNMINIFIED:
-            out.write_text(minify(src.read_text("utf-8")), "utf-8")
-        else:
-            shutil.copyfile(src, out)
-        if src.suffix == ".js":
+        out.write_bytes(assets[name].body)
+        if name.endswith(".js"):
             scripts.append(out)
     return scripts
 
@@ -68,6 +62,8 @@ def test_every_shipped_script_parses_as_es5_after_minifying(tmp_path: pathlib.Pa
     exe = node()
     assert any(p.name == "sealcrypto.js" for p in shipped_scripts()), "frontend/static/js/sealcrypto.js is missing"
     scripts = as_served(tmp_path / "static")
+    served = sorted(p.relative_to(tmp_path / "static") for p in scripts)
+    assert served == [p.relative_to(STATIC) for p in shipped_scripts()], "every shipped script is in the build"
     proc = run([exe, "tests/js/es5check.js", *map(str, scripts)])
     assert proc.returncode == 0, f"scripts that are not ES5 once minified:\n{proc.stdout}\n{proc.stderr}"
 
@@ -78,3 +74,18 @@ def test_node_suite_on_minified_scripts(tmp_path: pathlib.Path) -> None:
     as_served(tmp_path / "static")
     proc = run([exe, "--test", "tests/js/"], env={**os.environ, "SEALCHAT_STATIC_DIR": str(tmp_path / "static")})
     assert proc.returncode == 0, f"node --test tests/js/ on minified scripts failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.mark.gen_test
+async def test_pages_state_the_integrity_of_the_lazily_loaded_scripts(http_server, base_url) -> None:
+    """The fallback library and KDF script are loaded by sealcrypto.js; the page gives their SRI."""
+    assets = Assets.build(STATIC)
+    for path in ("/login", "/create", "/chat/lobby", "/kiosk/lobby"):
+        page = (await AsyncHTTPClient().fetch(base_url + path)).body.decode("utf-8")
+        meta = re.search(r'<meta name="sealchat-crypto"[^>]*>', page)
+        assert meta, f"{path} has no sealchat-crypto meta element"
+        attrs = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', meta.group(0)))
+        assert attrs["data-vendor"] == assets.url("vendor/forge-1.4.3.min.js")
+        assert attrs["data-vendor-integrity"] == assets.integrity("vendor/forge-1.4.3.min.js")
+        assert attrs["data-worker"] == assets.url("js/sealcrypto-worker.js")
+        assert attrs["data-worker-integrity"] == assets.integrity("js/sealcrypto-worker.js")
