@@ -8,6 +8,8 @@
 
     var Seal = root.Seal = root.Seal || {};
     var TERMINAL = {session_expired: true, session_ended: true, token_invalid: true};
+    var DEFAULT_POLL_WAIT = 25; // the server's default, for a page that was not told
+    var POLL_MARGIN = 15;
 
     function makeError(code, message, status, retryAfter) {
         return {code: code, message: message, status: status || 0, retryAfter: retryAfter || 0,
@@ -127,9 +129,12 @@
         leave: function (token, cb) {
             return request('POST', '/api/leave', {}, {token: token, timeout: 10000}, cb);
         },
-        pollEvents: function (token, cursor, welcome, cb) {
+        // wait: the server's poll timeout in seconds (limits.poll_timeout), which the server
+        // holds the request for at most; the margin covers a slow network.
+        pollEvents: function (token, cursor, welcome, wait, cb) {
+            var seconds = wait > 0 ? wait : DEFAULT_POLL_WAIT;
             return request('POST', '/api/poll/events', {cursor: cursor, welcome: !!welcome},
-                {token: token, timeout: 70000}, cb);
+                {token: token, timeout: (seconds + POLL_MARGIN) * 1000}, cb);
         },
         pollSend: function (token, frame, cb) {
             return request('POST', '/api/poll/send', frame, {token: token, timeout: 30000}, cb);

@@ -489,6 +489,7 @@
             }});
         onView({type: 'members', members: room.members});
         transport = new Seal.Transport({token: saved.token, forcePoll: forcePoll,
+            pollTimeout: (saved.limits || {}).poll_timeout,
             cursor: function () {
                 return room.cursor;
             },

@@ -237,6 +237,7 @@
             }});
         onView({type: 'members', members: room.members});
         transport = new Seal.Transport({token: saved.token, forcePoll: !!Seal.session.pref('forcePoll'),
+            pollTimeout: (saved.limits || {}).poll_timeout,
             cursor: function () {
                 return room.cursor;
             },

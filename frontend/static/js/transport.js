@@ -5,7 +5,7 @@
  * setting forces long-poll. Events are passed on as they arrive; the room de-duplicates them.
  *
  * opts: {token, cursor: function () -> int, onEvent(ev), onState({mode, state, detail}),
- *        onTerminal(err), forcePoll: bool}
+ *        onTerminal(err), forcePoll: bool, pollTimeout: seconds (the server's limits.poll_timeout)}
  * States: connecting, connected, reconnecting, closed.
  */
 (function (root) {
@@ -48,6 +48,7 @@
         this.pollWelcome = true;
         this.outbox = [];
         this.sending = false;
+        this.pollTimeout = opts.pollTimeout;
     }
 
     Transport.prototype.wsAvailable = function () {
@@ -96,6 +97,9 @@
     };
 
     Transport.prototype.deliver = function (ev) {
+        if (ev && ev.type === 'welcome' && ev.limits && ev.limits.poll_timeout > 0) {
+            this.pollTimeout = ev.limits.poll_timeout;
+        }
         if (!this.closed) {
             this.opts.onEvent(ev);
         }
@@ -247,8 +251,13 @@
         }, delay);
     };
 
+    // While a long-poll send is under way its frame stays first in the outbox; the rest follow
+    // when it is answered, so nothing goes out twice and the order holds.
     Transport.prototype.flushOutboxToWs = function () {
         var frames = this.outbox;
+        if (this.sending) {
+            return;
+        }
         this.outbox = [];
         while (frames.length) {
             this.send(frames.shift());
@@ -281,8 +290,8 @@
     };
 
     Transport.prototype.poll = function (gen) {
-        var self = this, cursor = Math.max(this.opts.cursor(), this.fetched);
-        this.pollReq = api.pollEvents(this.token, cursor, this.pollWelcome, function (err, data) {
+        var self = this, cursor = Math.max(this.opts.cursor(), this.fetched), wait = this.pollTimeout;
+        this.pollReq = api.pollEvents(this.token, cursor, this.pollWelcome, wait, function (err, data) {
             var i;
             if (gen !== self.pollGen || self.closed) {
                 return;
@@ -358,6 +367,7 @@
         this.sending = true;
         frame = this.outbox[0];
         api.pollSend(this.token, frame, function (err, data) {
+            var retry;
             self.sending = false;
             if (self.closed) {
                 return;
@@ -366,18 +376,20 @@
                 self.terminal(err);
                 return;
             }
-            if (err && (err.network || err.code === 'rate_limited' || err.code === 'server')) {
+            retry = err && (err.network || err.code === 'rate_limited' || err.code === 'server');
+            if (retry && self.mode === 'poll') {
                 self.later('send', function () {
                     this.pumpOutbox();
                 }, err.retryAfter ? err.retryAfter * 1000 : 1000);
                 return;
             }
-            if (self.outbox[0] === frame) {
+            // Failed, but WebSocket is back meanwhile: the frame stays first and goes there.
+            if (!retry && self.outbox[0] === frame) {
                 self.outbox.shift();
             }
-            if (err) {
+            if (err && !retry) {
                 self.deliver({type: 'error', code: err.code, message: err.message, ref: frame.ref});
-            } else if (data && data.reply) {
+            } else if (!err && data && data.reply) {
                 self.deliver(data.reply);
             }
             if (self.mode === 'poll') {
@@ -430,6 +442,10 @@
             this.connectWs(true);
         } else if (force) {
             this.cancel('probe');
+            this.cancel('wsOpen');
+            if (this.ws) {
+                this.detachWs(this.ws); // a switch-back attempt under way must not take over
+            }
         }
     };
 
