@@ -22,7 +22,8 @@ def main() -> None:
     keys = crypto.RoomKeys(case["room_id"], bytes.fromhex(case["ikm_hex"]),
                            bytes.fromhex(case["enc_key_hex"]), crypto.unb64u(case["auth_key"]))
     files = []
-    for file_id_byte, size in ((0x11, 0), (0x22, 20), (0x33, 600_000)):
+    # 262144 and 262145 sit on the chunk boundary: one full chunk, then a second of one byte.
+    for file_id_byte, size in ((0x11, 0), (0x22, 20), (0x33, 600_000), (0x44, 262_144), (0x55, 262_145)):
         file_id = bytes([file_id_byte]) * 16
         fkey = crypto.file_key(keys, file_id)
         chunks = list(crypto.encrypt_chunks(fkey, file_id, pattern(size)))
