@@ -16,6 +16,7 @@ def test_idle_timeout_leaves_and_wipes(pages):
         base, room = server.url(), "Shared Tablet"
         page = pages.page()
         create_room(page, base, room, "visitor", PASSWORD)
+        chat_url = page.url
         py = PyMember(base, room, "host", PASSWORD)
         py.join()
         py.run(py.client.send_text("private words from host"))
@@ -32,6 +33,16 @@ def test_idle_timeout_leaves_and_wipes(pages):
         body = page.locator("body").inner_text()
         assert "private words" not in body and "private reply" not in body
         assert page.evaluate("window.sessionStorage.length") == 0
+
+        # The next person at the device reopens the conversation's address: only the join form.
+        page.goto(chat_url)
+        page.wait_for_url("**/login?**")
+        expect(page.locator("#password")).to_be_visible()
+        expect(page.locator("#roomname")).to_have_value(room)
+        body = page.locator("body").inner_text()
+        assert "private words" not in body and "private reply" not in body
+        assert page.locator("#messages li, #member-list li").count() == 0
+        assert page.evaluate("sessionStorage.getItem('sealchat.session')") is None
         pages.check_clean()
     finally:
         if py is not None:

@@ -19,6 +19,8 @@ from .helpers import create_room, expect_message, join_room, send_text
 
 PASSWORD = "security passphrase for browsers"
 _rooms = itertools.count(1)
+# Names are cut to 32 characters, so the payloads used as names are complete within 32.
+NAME_PAYLOADS = ["<img src=x onerror=pwned=1>", "<svg onload=pwned=1>"]
 PAYLOADS = [
     "<svg onload=window.pwned=1>",
     "\"><script>window.pwned=1</script>",
@@ -49,15 +51,20 @@ def test_app_pages_report_no_csp_violation(pages, shared_server, path) -> None:
 
 def test_hostile_names_messages_and_file_names_stay_inert(pages, shared_server) -> None:
     base = shared_server.url()
-    room = f"<b>r{next(_rooms)}</b>" + PAYLOADS[0][:20]
+    room = f"<b>r{next(_rooms)}</b>" + NAME_PAYLOADS[1]
     a, b = pages.page(), pages.page()
-    create_room(a, base, room, PAYLOADS[5][:32], PASSWORD)
-    join_room(b, base, room, PAYLOADS[1][:32], PASSWORD)
+    create_room(a, base, room, NAME_PAYLOADS[0], PASSWORD)
+    join_room(b, base, room, NAME_PAYLOADS[1], PASSWORD)
     expect(b.locator("#room-name")).to_have_text(room)
+    for page in (a, b):
+        expect(page.locator("#member-list li")).to_have_count(2)
+        names = [li.split(" (you)")[0] for li in page.locator("#member-list li").all_text_contents()]
+        assert sorted(names) == sorted(NAME_PAYLOADS)
     for text in PAYLOADS:
         send_text(a, text)
     for text in PAYLOADS:
         expect_message(b, text)
+    assert set(b.locator("#messages li.msg .from").all_text_contents()) == {NAME_PAYLOADS[0]}
     py = PyMember(base, room, "<i>py</i>", PASSWORD)
     try:
         py.join()
@@ -65,10 +72,11 @@ def test_hostile_names_messages_and_file_names_stay_inert(pages, shared_server) 
             py.run(py.client.send_file(b"plain bytes", f"{text}.txt", "text/html"))
         for text in PAYLOADS[:3]:
             expect(b.locator("#messages a.download").filter(has_text=f"{text}.txt")).to_have_count(1)
-        # Nothing the payloads describe became markup.
+        # Nothing the payloads describe became markup, in the conversation, names or title.
         for page in (a, b):
             assert page.locator("#messages script, #messages iframe, #messages svg, #messages style").count() == 0
-            assert page.locator("#messages [onload], #messages [onerror]").count() == 0
+            assert page.locator("svg, #messages img:not(.shared), #member-list img, .room-title img").count() == 0
+            assert page.locator("[onload], [onerror]").count() == 0
             assert page.locator("#messages a[href^='javascript']").count() == 0
     finally:
         py.close()
