@@ -3,17 +3,16 @@ the real scripts with stand-ins for the network (WebSocket and the JSON API), so
 played out in a fixed order, plus a real server for the long-poll time limit."""
 from __future__ import annotations
 
-import pathlib
 from typing import List
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import expect
+from playwright.sync_api import Error, expect
 
 from .conftest import REPO, Server
-from .helpers import create_room, expect_message, send_text, wait_connected
+from .helpers import create_room, expect_message, join_room, send_text, wait_connected
 
 JS = REPO / "frontend" / "static" / "js"
 PASSWORD = "transport password for the tests"
@@ -113,8 +112,8 @@ def test_long_poll_that_gets_no_answer_is_retried_within_the_servers_poll_timeou
         for route in held:
             try:
                 route.abort()  # type: ignore[attr-defined]
-            except Exception:  # the page gave up on it already
-                pass
+            except Error:
+                continue  # the page gave up on it already
         wait_connected(page, "poll")
         send_text(page, "still here")
         expect_message(page, "still here")
@@ -138,3 +137,46 @@ def test_poll_request_time_limit_follows_the_servers_poll_timeout(stage) -> None
         return delays;
     }""")
     assert delays == [18_000, 105_000, 40_000]
+
+
+# Every WebSocket is refused (closed before it opens) while window.__refuseWs is true.
+REFUSE_WS = """
+(function () {
+  var Real = window.WebSocket;
+  window.__refuseWs = true;
+  window.WebSocket = function (url) {
+    var refused;
+    if (!window.__refuseWs) { return new Real(url); }
+    refused = {readyState: 0, send: function () {}, close: function () {}};
+    setTimeout(function () {
+      refused.readyState = 3;
+      if (refused.onclose) { refused.onclose({code: 1006}); }
+    }, 50);
+    return refused;
+  };
+})();
+"""
+
+
+def test_page_that_fell_back_to_long_poll_switches_back_to_websocket(pages, shared_server) -> None:
+    base = shared_server.url()
+    page = pages.page(pages.context(init_script=REFUSE_WS))
+    other = pages.page()
+    create_room(page, base, "Switch Back", "vera", PASSWORD)
+    wait_connected(page, "poll")
+    status = page.locator("#transport-status")
+    expect(status).to_contain_text("Connected via long-poll (WebSocket could not connect)")
+    join_room(other, base, "Switch Back", "walt", PASSWORD)
+
+    page.evaluate("window.__refuseWs = false")  # the network lets WebSocket through again
+    expect(status).to_have_attribute("data-transport", "ws", timeout=60_000)  # tried every 30 s
+    expect(status).to_have_attribute("data-state", "connected")
+    expect(status).to_have_text("Connected via WebSocket")
+    states = page.evaluate("window.__states")
+    assert states.index("poll:connected") < states.index("ws:connected"), states
+    send_text(page, "back over websocket")
+    expect_message(other, "back over websocket")
+    send_text(other, "and to you")
+    expect_message(page, "and to you")
+    assert page.locator("#messages li.msg .body").all_text_contents().count("back over websocket") == 1
+    pages.check_clean()
