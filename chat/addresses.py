@@ -6,6 +6,8 @@ from typing import Optional, Sequence
 
 from .config import Network
 
+IPV6_THROTTLE_PREFIX = 64
+
 
 def _ip(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     try:
@@ -33,3 +35,14 @@ def client_address(peer: str, forwarded_for: Optional[str], trusted: Sequence[Ne
             break
         current = nxt
     return str(current)
+
+
+def throttle_key(address: str) -> str:
+    """The key per-address throttles count under: an IPv6 client's /64 (one subscriber's usual
+    allocation, so rotating addresses inside it gains nothing), an IPv4 address as it is."""
+    ip = _ip(address)
+    if ip is None:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    return str(ipaddress.IPv6Network((int(ip), IPV6_THROTTLE_PREFIX), strict=False))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict, Hashable, Tuple
+from typing import Callable, Dict, Hashable, Optional, Tuple
 
 from .config import Rate
 from .errors import ChatError
@@ -12,11 +12,17 @@ from .errors import ChatError
 class Throttle:
     """One bucket per key; a full bucket is forgotten, so memory follows active keys only."""
 
-    def __init__(self, rate: Rate, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: Rate, what: str, clock: Callable[[], float] = time.monotonic,
+                 key: Optional[Callable[[str], Hashable]] = None) -> None:
+        """`key` maps what callers pass to the bucket it spends from (e.g. an address to its network)."""
         self.rate = rate
         self.what = what
         self._clock = clock
+        self._key = key
         self._buckets: Dict[Hashable, Tuple[float, float]] = {}
+
+    def _bucket(self, key: Hashable) -> Hashable:
+        return key if self._key is None else self._key(key)  # type: ignore[arg-type]
 
     def _level(self, key: Hashable, now: float) -> float:
         tokens, stamp = self._buckets.get(key, (self.rate.count, now))
@@ -25,7 +31,7 @@ class Throttle:
     def retry_after(self, key: Hashable, cost: float = 1.0) -> int:
         """Seconds until `cost` tokens are available; 0 when they are now."""
         now = self._clock()
-        missing = cost - self._level(key, now)
+        missing = cost - self._level(self._bucket(key), now)
         return 0 if missing <= 0 else max(1, math.ceil(missing / self.rate.per_second))
 
     def check(self, key: Hashable, cost: float = 1.0) -> None:
@@ -36,6 +42,7 @@ class Throttle:
 
     def spend(self, key: Hashable, cost: float = 1.0) -> None:
         now = self._clock()
+        key = self._bucket(key)
         self._buckets[key] = (self._level(key, now) - cost, now)
 
     def take(self, key: Hashable, cost: float = 1.0) -> None:
@@ -43,7 +50,7 @@ class Throttle:
         self.spend(key, cost)
 
     def forget(self, key: Hashable) -> None:
-        self._buckets.pop(key, None)
+        self._buckets.pop(self._bucket(key), None)
 
     def sweep(self) -> None:
         now = self._clock()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import names
+from .addresses import throttle_key
 from .config import Settings
 from .errors import ChatError
 from .hub import BufferLimits, Hub
@@ -89,10 +90,12 @@ class RoomTable:
         self.session_count = 0
         self._buffer = BufferLimits(settings.buffer_seconds, settings.buffer_events, settings.buffer_bytes)
         s = settings
-        self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock)
+        # Per-address throttles key an IPv6 client by its /64, which one subscriber usually holds whole.
+        self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock,
+                                                 key=throttle_key)
         self.join_failures_by_room = Throttle(s.room_join_failures, "failed joins for this room", clock)
-        self.creations = Throttle(s.create_rate, "rooms created from your address", clock)
-        self.connections = Throttle(s.connect_rate, "new connections from your address", clock)
+        self.creations = Throttle(s.create_rate, "rooms created from your address", clock, key=throttle_key)
+        self.connections = Throttle(s.connect_rate, "new connections from your address", clock, key=throttle_key)
         self.frames = Throttle(s.frame_rate, "messages", clock)
         self.bytes = Throttle(s.byte_rate, "bytes sent", clock)
 

@@ -11,9 +11,12 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from chat.addresses import client_address
+from chat.addresses import client_address, throttle_key
+from chat.config import Rate, Settings
+from chat.errors import ChatError
+from chat.rooms import RoomTable
 
-from .test_security_http import b64u, raw, security_lines  # noqa: F401  (raw is a fixture)
+from .test_security_http import b64u, raw, security_lines, verifier  # noqa: F401  (raw is a fixture)
 
 NET = ipaddress.ip_network
 PROXIES = (NET("10.0.0.0/8"), NET("fd00::/8"))
@@ -66,6 +69,48 @@ def _is_ip(text: str) -> bool:
 
 def _is_mapped(text: str) -> bool:
     return _is_ip(text) and getattr(ipaddress.ip_address(text.strip().strip("[]")), "ipv4_mapped", None) is not None
+
+
+def test_throttle_key_is_the_ipv6_slash_64_and_the_ipv4_address() -> None:
+    assert throttle_key("2001:db8:1:2::1") == throttle_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert throttle_key("2001:db8:1:3::1") != throttle_key("2001:db8:1:2::1")
+    assert throttle_key("192.0.2.7") == "192.0.2.7" != throttle_key("192.0.2.8")
+
+
+def _refused(call) -> str:
+    with pytest.raises(ChatError) as info:
+        call()
+    return info.value.code
+
+
+def test_per_address_throttles_count_one_ipv6_slash_64_as_one_address() -> None:
+    table = RoomTable(Settings(join_failures=Rate(2, 600), create_rate=Rate(2, 600), connect_rate=Rate(2, 600)))
+    check, salt = verifier(os.urandom(32)), b64u(b"\1" * 16)
+    table.create("V6", "alice", "2001:db8:aa::1", salt, "pbkdf2-sha256", 100_000, check)
+    table.create("V6 two", "alice", "2001:db8:aa::2", salt, "pbkdf2-sha256", 100_000, check)
+    assert _refused(lambda: table.create("V6 three", "alice", "2001:db8:aa::3", salt, "pbkdf2-sha256", 100_000,
+                                         check)) == "rate_limited"
+    for n in (4, 5):  # each guess from a fresh address of the same /64
+        guess = b64u(os.urandom(32))
+        assert _refused(lambda n=n: table.join("V6", f"m{n}", f"2001:db8:aa::{n}", guess)) == "wrong_password"
+    assert _refused(lambda: table.join("V6", "m", "2001:db8:aa:0:1::6", b64u(os.urandom(32)))) == "rate_limited"
+    table.connections.take("2001:db8:aa::7")
+    table.connections.take("2001:db8:aa::8")
+    assert _refused(lambda: table.connections.take("2001:db8:aa::9")) == "rate_limited"
+    # Another /64 and IPv4 addresses keep their own buckets.
+    table.connections.take("2001:db8:ab::1")
+    assert _refused(lambda: table.join("V6", "m", "2001:db8:ab::1", b64u(os.urandom(32)))) == "wrong_password"
+    for n in (1, 2, 3):
+        table.connections.take(f"192.0.2.{n}")
+        table.connections.take(f"192.0.2.{n}")
+
+
+def test_one_session_per_address_stays_per_full_ipv6_address() -> None:
+    table = RoomTable(Settings())
+    auth_key = os.urandom(32)
+    table.create("Home", "alice", "2001:db8:cc::1", b64u(b"\1" * 16), "pbkdf2-sha256", 100_000, verifier(auth_key))
+    assert table.join("Home", "bob", "2001:db8:cc::2", b64u(auth_key))[0].username == "bob"  # same /64, own machine
+    assert _refused(lambda: table.join("Home", "carol", "2001:db8:cc::2", b64u(auth_key))) == "address_in_use"
 
 
 # --- end to end ----------------------------------------------------------------------------
