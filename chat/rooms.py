@@ -244,6 +244,7 @@ class RoomTable:
             room.hub.publish({"type": "left", "user": session.username, "reason": reason})
         else:
             del self.rooms[room.room_id]
+            self.join_failures_by_room.forget(room.room_id)  # a new room of this name starts afresh
             room.join_code = None
             room.hub.close()
         if conn is not None:

@@ -173,3 +173,16 @@ def test_hub_numbers_buffers_and_reports_gaps():
     hub.trim()
     gap, events = hub.since(3)
     assert gap.to_dict() == {"type": "gap", "from_seq": 4, "to_seq": 4} and len(events) == 1
+
+
+def test_a_recreated_room_does_not_inherit_the_join_failure_bucket(clock, keys):
+    table = RoomTable(Settings(room_join_failures=Rate(2, 600)), clock=clock)
+    alice, _ = create(table, keys)
+    wrong = creds("wrong", "küche")
+    for address in ("10.0.0.5", "10.0.0.6"):
+        assert code_of(lambda a=address: join(table, wrong, address=a)) == "wrong_password"
+    assert code_of(lambda: join(table, keys, address="10.0.0.7")) == "rate_limited"
+    table.leave(alice)
+    assert len(table.join_failures_by_room) == 0  # the server keeps nothing of the closed room's name
+    create(table, keys, address="10.0.0.8")
+    assert join(table, keys, address="10.0.0.9")[0].username == "bob"
