@@ -5,6 +5,7 @@ validates session tokens, and deletes everything of a room when its last member 
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -18,7 +19,7 @@ from . import names
 from .addresses import throttle_key
 from .config import Settings
 from .errors import ChatError
-from .hub import BufferLimits, Hub
+from .hub import BufferLimits, Gap, Hub
 from .joincodes import JoinCode
 from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
 from .ratelimit import Throttle
@@ -55,6 +56,8 @@ class Session:
     last_seen: float
     transport: str = "none"
     polls: int = 0
+    # The hub waiter of this session's one waiting long-poll; a newer poll releases it.
+    poll_waiter: Optional[asyncio.Future] = None
 
     @property
     def key(self) -> str:
@@ -218,6 +221,22 @@ class RoomTable:
 
     def room_of(self, session: Session) -> Room:
         return self.rooms[session.room_id]
+
+    def resume(self, session: Session, cursor: int) -> Tuple[Optional[Gap], List[bytes]]:
+        """What a live session missed after `cursor` (never before it joined), for every transport."""
+        room = self.rooms.get(session.room_id)
+        if room is None or room.by_sid.get(session.session_id) is not session:
+            raise ChatError("session_ended", "This session has ended; join the room again.")
+        hub = room.hub
+        if cursor > hub.seq:
+            raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
+        return hub.since(max(cursor, session.floor))
+
+    def release_poll(self, session: Session) -> None:
+        """Answer the session's waiting long-poll now, so a session never holds more than one."""
+        waiter, session.poll_waiter = session.poll_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def welcome(self, session: Session) -> dict:
         room = self.room_of(session)

@@ -2,25 +2,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Optional, Tuple
 
 from chat.errors import ChatError
 from chat.hub import Hub, encode
 from chat.protocol import MAX_CURSOR, FrameLimits, parse_frame
-from chat.relay import dispatch
+from chat.relay import charge, dispatch
 
 from .base import SessionHandler
 
 
 class PollSendHandler(SessionHandler):
     def post(self) -> None:
+        self.session.transport = "poll"
+        self.session.last_seen = self.rooms.clock()
+        charge(self.rooms, self.session, len(self.request.body))
         frame = parse_frame(self.request.body, FrameLimits.from_settings(self.config))
         if frame.type == "hello":
             raise ChatError("bad_frame", "hello is for WebSocket; long-poll sends the token in a header.",
                             ref=frame.ref)
-        self.session.transport = "poll"
-        self.session.last_seen = self.rooms.clock()
         reply = dispatch(self.rooms, self.session, frame)
         self.write_json({"ok": True, "reply": reply} if reply else {"ok": True})
 
@@ -34,35 +34,40 @@ class PollEventsHandler(SessionHandler):
         cursor = body.get("cursor")
         if not isinstance(cursor, int) or isinstance(cursor, bool) or not 0 <= cursor <= MAX_CURSOR:
             raise ChatError("bad_frame", "Field 'cursor' must be a whole number.")
+        welcome = body.get("welcome") is True
         session, rooms = self.session, self.rooms
         hub = rooms.room_of(session).hub
-        if cursor > hub.seq:
-            raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
-        cursor = max(cursor, session.floor)
+        gap, events = rooms.resume(session, cursor)
         session.transport = "poll"
+        rooms.release_poll(session)  # newest poll wins: an older one of this session answers now
         session.polls += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.poll_timeout
         try:
-            while True:
-                if not rooms.is_live(session):
-                    raise ChatError("session_ended", "This session has ended; join the room again.")
-                gap, events = hub.since(cursor)
+            # A poll asking for welcome answers at once, so a fresh page's member list is current.
+            while not (gap or events or welcome):
                 remaining = deadline - loop.time()
-                if gap or events or remaining <= 0:
+                if remaining <= 0:
                     break
                 fut = hub.waiter()
+                session.poll_waiter = fut
                 self._waiting = (hub, fut)
                 await asyncio.wait([fut], timeout=remaining)
                 hub.discard(fut)
                 self._waiting = None
+                released = session.poll_waiter is not fut  # a newer poll of this session took over
+                if not released:
+                    session.poll_waiter = None
                 if self._gone:
                     return
+                gap, events = rooms.resume(session, cursor)
+                if released:  # answer with what there is, now
+                    break
         finally:
             session.polls -= 1
             session.last_seen = rooms.clock()
         parts = [b'{"cursor":%d' % hub.seq]
-        if gap is not None or body.get("welcome") is True:
+        if gap is not None or welcome:
             parts.append(b',"welcome":' + encode(rooms.welcome(session)).encode("utf-8"))
         if gap is not None:
             parts.append(b',"gap":' + encode(gap.to_dict()).encode("utf-8"))

@@ -1,7 +1,6 @@
 """WebSocket transport: authenticate with a hello frame, then push the room's events."""
 from __future__ import annotations
 
-import json
 import struct
 from typing import List, Optional
 
@@ -12,7 +11,7 @@ import tornado.websocket
 from chat.errors import ChatError
 from chat.hub import encode
 from chat.protocol import FrameLimits, parse_frame
-from chat.relay import dispatch
+from chat.relay import charge, dispatch
 from chat.rooms import Session
 
 from .base import SealchatMixin, same_origin
@@ -20,7 +19,7 @@ from .base import SealchatMixin, same_origin
 HELLO_TIMEOUT = 10.0
 # A reader this far behind is cut off; it reconnects and resumes from its cursor (or sees a gap).
 MAX_PENDING_BYTES = 16 * 1024 * 1024
-CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_TOO_SLOW = 4000, 4001, 4008
+CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_ENDED, CLOSE_TOO_SLOW = 4000, 4001, 4002, 4008
 
 
 _last_framed: List[bytes] = [b"", b""]
@@ -110,18 +109,22 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.session.last_seen = self.rooms.clock()
 
     def on_message(self, message: str | bytes) -> None:
-        if self.session is not None:
-            self.session.last_seen = self.rooms.clock()
+        session = self.session
         try:
-            frame = parse_frame(message, FrameLimits.from_settings(self.config))
-            if self.session is None:
+            if session is None:
+                frame = parse_frame(message, FrameLimits.from_settings(self.config))
                 self._hello(frame.type, frame.fields)
                 return
-            reply = dispatch(self.rooms, self.session, frame)
+            session.last_seen = self.rooms.clock()
+            charge(self.rooms, session, len(message))
+            frame = parse_frame(message, FrameLimits.from_settings(self.config))
+            reply = dispatch(self.rooms, session, frame)
         except ChatError as exc:
             self.send(exc.to_dict())
-            if exc.code in ("rate_limited",):
-                self.security_event(exc.code, self.session.room_id if self.session else "")
+            if exc.code == "rate_limited":
+                self.security_event(exc.code, session.room_id if session else "")
+            elif exc.code == "session_ended":  # a frame that crossed our close: nothing more to read
+                self.close(CLOSE_ENDED, "session ended")
             return
         if reply is not None:
             self.send(reply)
@@ -136,9 +139,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.send(exc.to_dict())
             self.close(CLOSE_REFUSED, exc.code)
             return
-        hub = self.rooms.room_of(session).hub
-        if fields["cursor"] > hub.seq:
-            raise ChatError("bad_cursor", f"Cursor {fields['cursor']} is ahead of the room ({hub.seq}).")
+        gap, events = self.rooms.resume(session, fields["cursor"])
         self.session = session
         if self._hello_timer is not None:  # no need to hold a timer per connection any longer
             tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
@@ -146,12 +147,11 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         session.transport = "ws"
         session.last_seen = self.rooms.clock()
         self.send(self.rooms.welcome(session))
-        gap, events = hub.since(max(fields["cursor"], session.floor))
         if gap is not None:
             self.send(gap.to_dict())
         for raw in events:
             self.deliver(raw)
-        old = hub.attach(session.session_id, self)
+        old = self.rooms.room_of(session).hub.attach(session.session_id, self)
         if old is not None and old is not self:
             old.end(CLOSE_REPLACED, "replaced by a newer connection")
 

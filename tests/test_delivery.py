@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from chat.client.http import HttpApi
@@ -17,9 +17,14 @@ from .test_core_flow import next_of
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings(request) -> Settings:
+    """A fast-paced server; a test may change some settings with an indirect parametrisation."""
     return Settings(host="127.0.0.1", port=0, presence_timeout=4.0, poll_timeout=2.0, ping_interval=1.0,
-                    frame_rate=Rate(100_000, 1), buffer_events=5000)
+                    frame_rate=Rate(100_000, 1), buffer_events=5000).with_(**getattr(request, "param", {}))
+
+
+def with_settings(**changes: object):
+    return pytest.mark.parametrize("settings", [changes], indirect=True, ids=["settings"])
 
 
 async def health(server_url: str) -> dict:
@@ -185,8 +190,9 @@ async def test_disconnecting_polls_leave_no_waiters(make_client, server_url):
             break
         await asyncio.sleep(0.02)
     results = await asyncio.gather(*aborted, return_exceptions=True)
-    assert all(isinstance(r, HTTPClientError) and r.code == 599 for r in results)
-    assert max(waiting) > 0
+    # Newest poll wins: four were answered (empty) as soon as a newer one came; the last was abandoned.
+    assert sorted(r["events"] == [] if isinstance(r, dict) else r.code for r in results) == [True] * 4 + [599]
+    assert max(waiting) == 1
     await asyncio.sleep(0.3)
     h = await health(server_url)
     assert h["waiting_polls"] == 0 and h["sessions"] == 2  # freed at once, long before the 2 s poll timeout
@@ -224,3 +230,22 @@ async def test_a_websocket_that_stops_answering_pings_is_removed(make_client, se
     assert left["user"] == "bob" and left["reason"] == "timeout"
     assert loop.time() - started < 1.0 + 4.0 + 1.5  # last pong + presence timeout + sweep and slack
     frozen.close()
+
+
+@with_settings(poll_timeout=10.0, presence_timeout=30.0)
+@pytest.mark.gen_test(timeout=60)
+async def test_a_poll_asking_for_welcome_answers_at_once_in_a_quiet_room(make_client, server_url, settings):
+    (alice,) = await room_of(make_client, "Quiet", {"alice": "ws"})
+    api = HttpApi(server_url, source_address=next_address())
+    bob = make_client("quiet", "bob", "pw", transport="poll", source_address=api.source_address)
+    await bob.join()
+    await bob.transport.close()
+    api.cookies, api.token = bob.api.cookies, bob.api.token
+    carol = make_client("quiet", "carol", "pw")
+    await carol.join()
+    # A page that just loaded asks for welcome: it gets the current members now, not after 10 s.
+    data = await api.call("/api/poll/events", "POST", {"cursor": bob.cursor, "welcome": True}, timeout=5)
+    assert data["welcome"]["members"] == ["alice", "bob", "carol"]
+    assert [ev["type"] for ev in data["events"]] == ["joined"] and data["cursor"] == data["welcome"]["cursor"]
+    data = await api.call("/api/poll/events", "POST", {"cursor": data["cursor"], "welcome": True}, timeout=5)
+    assert data["events"] == [] and data["welcome"]["members"] == ["alice", "bob", "carol"]

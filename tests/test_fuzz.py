@@ -38,7 +38,7 @@ def settings(settings):
     # Throttles are tested elsewhere; here every malformed input must reach validation.
     loose = Rate(1_000_000, 60)
     return settings.with_(connect_rate=loose, create_rate=loose, join_failures=loose, room_join_failures=loose,
-                          poll_timeout=2.0)
+                          frame_rate=loose, byte_rate=Rate(1 << 40, 60), poll_timeout=2.0)
 
 
 def valid_msg(rng: random.Random) -> dict:

@@ -1,13 +1,16 @@
 """RoomTable, tokens and the hub without a server: the rules a member relies on."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from chat import names
+from chat import names, relay
 from chat.client import crypto
 from chat.config import Rate, Settings
 from chat.errors import ChatError
 from chat.hub import BufferLimits, Hub
+from chat.protocol import Frame, FrameLimits, parse_frame
 from chat.rooms import RoomTable
 from chat.sessions import TokenSigner
 
@@ -173,6 +176,54 @@ def test_hub_numbers_buffers_and_reports_gaps():
     hub.trim()
     gap, events = hub.since(3)
     assert gap.to_dict() == {"type": "gap", "from_seq": 4, "to_seq": 4} and len(events) == 1
+
+
+def msg_frame() -> Frame:
+    env = {"h": crypto.b64u(b'{"v":1}'), "n": crypto.b64u(b"\0" * 12), "c": crypto.b64u(b"\0" * 32)}
+    return parse_frame(json.dumps({"type": "msg", "ref": "late", "env": env}),
+                       FrameLimits.from_settings(Settings()))
+
+
+def test_a_frame_after_its_session_ended_is_refused_not_relayed(table, keys):
+    alice, _ = create(table, keys)
+    bob, _ = join(table, keys)
+    hub = table.rooms["küche"].hub
+    table.leave(bob)
+    seq = hub.seq
+    for call in (lambda: relay.charge(table, bob, 100), lambda: relay.dispatch(table, bob, msg_frame())):
+        with pytest.raises(ChatError) as info:
+            call()
+        assert info.value.code == "session_ended"
+    assert hub.seq == seq and b'"left","user":"bob"' in hub.since(seq - 1)[1][-1]  # no text from bob after it
+    # The room itself is gone once alice leaves: still a typed refusal, never a KeyError.
+    table.leave(alice)
+    assert table.rooms == {}
+    with pytest.raises(ChatError) as info:
+        relay.dispatch(table, alice, msg_frame())
+    assert info.value.code == "session_ended" and info.value.ref == "late"
+    assert code_of(lambda: table.resume(alice, 0)) == "session_ended"
+
+
+def test_every_frame_is_charged_once_pings_and_malformed_included(clock, keys):
+    table = RoomTable(Settings(frame_rate=Rate(3, 60)), clock=clock)
+    alice, _ = create(table, keys)
+    relay.charge(table, alice, 10)  # a ping
+    relay.charge(table, alice, 10)  # a frame that turns out malformed
+    relay.charge(table, alice, 200)
+    relay.dispatch(table, alice, msg_frame())  # dispatch does not charge again
+    assert code_of(lambda: relay.charge(table, alice, 10)) == "rate_limited"
+
+
+def test_resume_replays_from_the_cursor_but_never_before_joining(table, keys):
+    alice, _ = create(table, keys)
+    hub = table.rooms["küche"].hub
+    hub.publish({"type": "msg", "n": 1})
+    bob, _ = join(table, keys)
+    hub.publish({"type": "msg", "n": 2})
+    assert table.resume(bob, 0) == (None, [b'{"seq":4,"type":"msg","n":2}'])  # nothing from before bob joined
+    assert len(table.resume(alice, 0)[1]) == 3  # everything after alice's own join
+    assert table.resume(bob, hub.seq) == (None, [])
+    assert code_of(lambda: table.resume(bob, hub.seq + 1)) == "bad_cursor"
 
 
 def test_a_recreated_room_does_not_inherit_the_join_failure_bucket(clock, keys):

@@ -1,6 +1,7 @@
 """Throttles end to end: failed joins per address and per room, creations, connections, frames, bytes."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -105,19 +106,19 @@ async def test_room_creation_per_address(settings, raw) -> None:
 @pytest.mark.gen_test(timeout=30)
 async def test_new_connections_per_address(settings, raw, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="sealchat.security")
-    api = raw()
-    for _ in range(3):
+    api = await raw().ready()  # a room lookup: the first of three new connections
+    for _ in range(2):
         conn = await websocket_connect(HTTPRequest(api.ws_url, network_interface=api.source_address))
         conn.close()
     resp = await api.fetch("/ws", headers=dict(WS_UPGRADE))
     assert resp.code == 429 and error_of(resp)["code"] == "rate_limited"
     assert int(resp.headers["Retry-After"]) == error_of(resp)["retry_after"] > 0
-    # Joins count as new connections too.
+    # Joins and lookups count as new connections too.
     resp = await api.fetch("/api/join", "POST", b"{}", xsrf=False)
     assert resp.code == 403  # XSRF comes first
-    await api.ready()
     resp = await api.fetch("/api/join", "POST", b'{"room": "x"}')
     assert resp.code == 429
+    assert (await api.fetch("/api/rooms/x")).code == 429
     other = raw()
     conn = await websocket_connect(HTTPRequest(other.ws_url, network_interface=other.source_address))
     conn.close()
@@ -134,24 +135,32 @@ async def test_frames_per_session_over_websocket_and_poll(settings, raw, caplog)
     conn = await websocket_connect(HTTPRequest(alice.ws_url, network_interface=alice.source_address))
     await conn.write_message(json.dumps({"type": "hello", "token": alice.token, "cursor": room["cursor"]}))
     assert json.loads(await conn.read_message())["type"] == "welcome"
-    for n in range(8):
+    await conn.write_message(json.dumps({"type": "ping"}))
+    assert json.loads(await conn.read_message()) == {"type": "pong"}
+    await conn.write_message("{broken")
+    assert json.loads(await conn.read_message())["code"] == "bad_json"
+    for n in range(3):
         await conn.write_message(json.dumps(msg_frame(f"r{n}")))
-    await conn.write_message(json.dumps({"type": "ping"}))  # pings are not throttled
-    got = [json.loads(await conn.read_message()) for _ in range(9)]
-    msgs = [g for g in got if g["type"] == "msg"]
-    errors = [g for g in got if g["type"] == "error"]
-    assert len(msgs) == 5 and [g["ref"] for g in errors] == ["r5", "r6", "r7"]
-    assert all(g["code"] == "rate_limited" and g["retry_after"] > 0 for g in errors)
-    assert {"type": "pong"} in got
+    # The budget of five is spent: messages, pings and malformed frames alike are refused unread.
+    await conn.write_message(json.dumps(msg_frame("r3")))
+    await conn.write_message(json.dumps({"type": "ping"}))
+    await conn.write_message("{broken")
+    got = [json.loads(await conn.read_message()) for _ in range(6)]
+    assert [g["type"] for g in got[:3]] == ["msg"] * 3
+    assert all(g["type"] == "error" and g["code"] == "rate_limited" and g["retry_after"] > 0 for g in got[3:])
     conn.close()
     bob = await raw().ready()
     await bob.join_room("Chatty", "bob", room["auth_key"])
-    for n in range(5):
+    assert (await bob.fetch("/api/poll/send", "POST", b"[1")).code == 400
+    for n in range(3):
         await bob.call("/api/poll/send", "POST", msg_frame(f"b{n}"))
-    resp = await bob.fetch("/api/poll/send", "POST", json.dumps(msg_frame("b5")).encode())
-    assert resp.code == 429 and error_of(resp)["ref"] == "b5" and int(resp.headers["Retry-After"]) > 0
+    await bob.call("/api/poll/send", "POST", {"type": "ping"})
+    for body in (json.dumps({"type": "ping"}).encode(), b"[1", json.dumps(msg_frame("b3")).encode()):
+        resp = await bob.fetch("/api/poll/send", "POST", body)
+        assert resp.code == 429 and error_of(resp)["code"] == "rate_limited"
+        assert int(resp.headers["Retry-After"]) == error_of(resp)["retry_after"] > 0
     lines = [line for line in security_lines(caplog) if line["reason"] == "rate_limited"]
-    assert len(lines) == 4 and all(line["room"] == room["room_id"] for line in lines)
+    assert len(lines) == 6 and all(line["room"] == room["room_id"] for line in lines)
 
 
 @limits(byte_rate=Rate(4096, 600))
@@ -164,3 +173,30 @@ async def test_bytes_per_session(settings, raw) -> None:
     err = await refused(alice.call("/api/poll/send", "POST", msg_frame("c", 1200)))
     assert err.code == "rate_limited" and "bytes" in err.message and err.retry_after > 0
     assert (await alice.call("/api/poll/send", "POST", {"type": "ping"}))["ok"] is True
+
+
+@limits(poll_timeout=10.0, presence_timeout=30.0)
+@pytest.mark.gen_test(timeout=60)
+async def test_a_session_holds_one_waiting_poll_newest_wins(settings, raw) -> None:
+    alice = await raw().ready()
+    room = await alice.make_room("One Poll")
+    body = json.dumps({"cursor": room["cursor"]}).encode()
+    loop = asyncio.get_running_loop()
+
+    async def waiting() -> int:
+        return json.loads((await alice.fetch("/healthz")).body)["waiting_polls"]
+
+    polls = [asyncio.ensure_future(alice.fetch("/api/poll/events", "POST", body, timeout=20)) for _ in range(7)]
+    # Each newer poll releases the older one at once (long before the 10 s poll timeout).
+    deadline = loop.time() + 5
+    while sum(p.done() for p in polls) < 6 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    released = [p.result() for p in polls if p.done()]
+    assert len(released) == 6 and await waiting() == 1
+    for resp in released:
+        assert resp.code == 200 and json.loads(resp.body) == {"cursor": room["cursor"], "events": []}
+    # The one left waiting is the live one: it gets the next event.
+    await alice.call("/api/poll/send", "POST", msg_frame("after"))
+    (survivor,) = [p for p in polls if not p.done()]
+    events = json.loads((await survivor).body)["events"]
+    assert [e["type"] for e in events] == ["msg"] and await waiting() == 0
