@@ -18,7 +18,8 @@ from typing import Callable, Deque, Dict, List, Optional, Protocol, Set, Tuple
 class Connection(Protocol):
     """A live push connection (a WebSocket) bound to one session."""
 
-    def deliver(self, raw: bytes) -> None: ...
+    def deliver(self, raw: bytes, memo: Optional[Dict[str, bytes]] = None) -> None:
+        """Send `raw`; `memo` lives for one publish, so connections can share its wire form."""
 
     def end(self, code: int, reason: str) -> None: ...
 
@@ -63,8 +64,9 @@ class Hub:
         self._buffer.append((self.seq, now, raw))
         self._bytes += len(raw)
         self.trim(now)
+        memo: Dict[str, bytes] = {}
         for conn in list(self._pushed.values()):
-            conn.deliver(raw)
+            conn.deliver(raw, memo)
         self.wake()
         return self.seq
 

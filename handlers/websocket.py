@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import struct
-from typing import List, Optional
+from typing import Dict, Optional
 
 import tornado.ioloop
 import tornado.iostream
@@ -20,16 +20,11 @@ HELLO_TIMEOUT = 10.0
 # A reader this far behind is cut off; it reconnects and resumes from its cursor (or sees a gap).
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_ENDED, CLOSE_TOO_SLOW = 4000, 4001, 4002, 4008
-
-
-_last_framed: List[bytes] = [b"", b""]
+MEMO_KEY = "ws"  # where a publish's memo keeps the event framed for uncompressed WebSockets
 
 
 def _frame(raw: bytes) -> bytes:
-    """`raw` as one final, unmasked text frame (RFC 6455 5.2), reused while the same event fans out."""
-    last = _last_framed
-    if last[0] is raw:
-        return last[1]
+    """`raw` as one final, unmasked text frame (RFC 6455 5.2)."""
     n = len(raw)
     if n < 126:
         head = struct.pack("!BB", 0x81, n)
@@ -37,9 +32,7 @@ def _frame(raw: bytes) -> bytes:
         head = struct.pack("!BBH", 0x81, 126, n)
     else:
         head = struct.pack("!BBQ", 0x81, 127, n)
-    framed = head + raw
-    last[0], last[1] = raw, framed
-    return framed
+    return head + raw
 
 
 class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
@@ -81,7 +74,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
     def send(self, obj: dict) -> None:
         self.deliver(encode(obj).encode("utf-8"))
 
-    def deliver(self, raw: bytes) -> None:
+    def deliver(self, raw: bytes, memo: Optional[Dict[str, bytes]] = None) -> None:
         proto = self.ws_connection
         if proto is None or proto.is_closing():
             return
@@ -91,10 +84,15 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             except tornado.websocket.WebSocketClosedError:
                 return
         else:
-            # The hub hands every member the same bytes object: frame it once for all of them and
-            # write it straight to each stream, without write_message's per-call task.
+            # One publish hands every member the same bytes and memo: frame it once for all of them
+            # and write it straight to each stream, without write_message's per-call task.
+            framed = memo.get(MEMO_KEY) if memo is not None else None
+            if framed is None:
+                framed = _frame(raw)
+                if memo is not None:
+                    memo[MEMO_KEY] = framed
             try:
-                proto.stream.write(_frame(raw))
+                proto.stream.write(framed)
             except tornado.iostream.StreamClosedError:
                 return
         stream = proto.stream
@@ -159,6 +157,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         if self._hello_timer is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
         session = self.session
+        # last_seen stays at the last frame or pong: a connection that died silently was noticed
+        # only after a ping timeout and the close wait, which must not extend its presence.
         if session is not None and self.rooms.is_live(session):
             self.rooms.room_of(session).hub.detach(session.session_id, self)
-            session.last_seen = self.rooms.clock()

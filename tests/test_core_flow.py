@@ -36,9 +36,9 @@ def wire(monkeypatch):
     seen: list = []
     deliver, on_message = ChatSocket.deliver, ChatSocket.on_message
 
-    def spy_deliver(self, raw):
+    def spy_deliver(self, raw, memo=None):
         seen.append(raw)
-        deliver(self, raw)
+        deliver(self, raw, memo)
 
     def spy_on_message(self, message):
         seen.append(message.encode() if isinstance(message, str) else message)
