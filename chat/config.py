@@ -64,6 +64,7 @@ class Settings:
     buffer_seconds: float = 60.0
     buffer_events: int = 10000
     buffer_bytes: int = 32 * 1024 * 1024
+    buffer_total_bytes: int = 256 * 1024 * 1024  # all rooms together
     idle_timeout: float = 600.0  # browser pages leave the room after this long without input; 0: never
     # throttles
     join_failures: Rate = field(default_factory=lambda: Rate(5, 660))
@@ -150,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="most events kept per room for replay")
     tim.add_argument("--buffer-bytes", type=_positive_int, default=d.buffer_bytes,
                      help="most bytes kept per room for replay")
+    tim.add_argument("--buffer-total-bytes", type=_positive_int, default=d.buffer_total_bytes,
+                     help="most bytes kept for replay by all rooms together; over it, a room that "
+                          "publishes drops its own oldest events first")
     tim.add_argument("--idle-timeout", type=_non_negative_float, default=d.idle_timeout,
                      help="browser pages without user input this long warn, then leave the room and "
                           "wipe the tab (shared devices); 0 disables")
@@ -179,6 +183,10 @@ def validate(s: Settings) -> Settings:
         raise ValueError("--max-text-bytes cannot exceed --max-frame-bytes")
     if s.ping_interval >= s.presence_timeout:
         raise ValueError("--ping-interval must be shorter than --presence-timeout")
+    if s.buffer_total_bytes < 1:
+        raise ValueError("--buffer-total-bytes must be positive")
+    if s.buffer_total_bytes < s.buffer_bytes:
+        raise ValueError("--buffer-total-bytes cannot be smaller than --buffer-bytes")
     if s.poll_timeout >= s.presence_timeout:
         raise ValueError("--poll-timeout must be shorter than --presence-timeout")
     return s

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -40,15 +41,31 @@ class Gap:
         return {"type": "gap", "from_seq": self.from_seq, "to_seq": self.to_seq}
 
 
+class BufferBudget:
+    """Replay bytes held by all rooms together, against one server-wide limit."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: float = math.inf) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.limit
+
+
 def encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 class Hub:
-    def __init__(self, limits: BufferLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: BufferLimits, clock: Callable[[], float] = time.monotonic,
+                 budget: Optional[BufferBudget] = None) -> None:
         self.seq = 0
         self._limits = limits
         self._clock = clock
+        self._budget = budget if budget is not None else BufferBudget()
         self._buffer: Deque[Tuple[int, float, bytes]] = deque()
         self._bytes = 0
         self._pushed: Dict[str, Connection] = {}
@@ -63,7 +80,10 @@ class Hub:
         now = self._clock()
         self._buffer.append((self.seq, now, raw))
         self._bytes += len(raw)
+        self._budget.used += len(raw)
         self.trim(now)
+        if self._budget.over:
+            self._shed()
         memo: Dict[str, bytes] = {}
         for conn in list(self._pushed.values()):
             conn.deliver(raw, memo)
@@ -77,7 +97,18 @@ class Hub:
         # The newest event always stays, so a member that was just pushed it can still resume.
         while len(buf) > 1 and (buf[0][1] < oldest or len(buf) > self._limits.events
                                 or self._bytes > self._limits.bytes):
-            self._bytes -= len(buf.popleft()[2])
+            self._drop_oldest()
+
+    def _shed(self) -> None:
+        """The server is over its replay budget: the publishing room gives up its oldest events."""
+        buf, budget = self._buffer, self._budget
+        while len(buf) > 1 and budget.used > budget.limit:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        size = len(self._buffer.popleft()[2])
+        self._bytes -= size
+        self._budget.used -= size
 
     # --- consuming ---------------------------------------------------------------------
     def since(self, cursor: int) -> Tuple[Optional[Gap], List[bytes]]:
@@ -137,6 +168,7 @@ class Hub:
     def close(self) -> None:
         """Teardown: drop every buffered event and release every waiter."""
         self._buffer.clear()
+        self._budget.used -= self._bytes
         self._bytes = 0
         self._pushed.clear()
         self.wake()

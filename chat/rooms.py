@@ -19,7 +19,7 @@ from . import names
 from .addresses import throttle_key
 from .config import Settings
 from .errors import ChatError
-from .hub import BufferLimits, Gap, Hub
+from .hub import BufferBudget, BufferLimits, Gap, Hub
 from .joincodes import JoinCode
 from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
 from .ratelimit import Throttle
@@ -92,6 +92,7 @@ class RoomTable:
         self.rooms: Dict[str, Room] = {}
         self.session_count = 0
         self._buffer = BufferLimits(settings.buffer_seconds, settings.buffer_events, settings.buffer_bytes)
+        self.budget = BufferBudget(settings.buffer_total_bytes)
         s = settings
         # Per-address throttles key an IPv6 client by its /64, which one subscriber usually holds whole.
         self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock,
@@ -150,7 +151,7 @@ class RoomTable:
             raise ChatError("server_full", "This server holds as many rooms as it allows; try later.")
         self._check_capacity()
         self.creations.spend(address)
-        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock),
+        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock, self.budget),
                     join_code=JoinCode() if join_code else None)
         self.rooms[rid] = room
         return self._admit(room, user, address)

@@ -9,7 +9,7 @@ from chat import names, relay
 from chat.client import crypto
 from chat.config import Rate, Settings
 from chat.errors import ChatError
-from chat.hub import BufferLimits, Hub
+from chat.hub import BufferBudget, BufferLimits, Hub
 from chat.protocol import Frame, FrameLimits, parse_frame
 from chat.rooms import RoomTable
 from chat.sessions import TokenSigner
@@ -237,3 +237,35 @@ def test_a_recreated_room_does_not_inherit_the_join_failure_bucket(clock, keys):
     assert len(table.join_failures_by_room) == 0  # the server keeps nothing of the closed room's name
     create(table, keys, address="10.0.0.8")
     assert join(table, keys, address="10.0.0.9")[0].username == "bob"
+
+
+def test_replay_buffers_share_one_server_wide_budget():
+    clock = Clock()
+    budget = BufferBudget(limit=1000)
+    limits = BufferLimits(seconds=60, events=1000, bytes=10_000)
+    quiet, busy = Hub(limits, clock, budget), Hub(limits, clock, budget)
+    quiet.publish({"type": "msg", "c": "q" * 200})
+    quiet.publish({"type": "msg", "c": "q" * 200})
+    for i in range(20):
+        busy.publish({"type": "msg", "c": "b" * 90, "n": i})
+    assert budget.used <= 1000 and budget.used == quiet.buffered_bytes + busy.buffered_bytes
+    assert quiet.since(0)[0] is None and len(quiet.since(0)[1]) == 2  # the room that published paid
+    gap, events = busy.since(0)
+    assert gap is not None and gap.from_seq == 1 and gap.to_seq == 20 - len(events)  # loss is reported
+    assert events[-1].startswith(b'{"seq":20,')
+    # Over budget, a publisher still keeps its newest event, so a member just pushed it can resume.
+    big = Hub(limits, clock, budget)
+    big.publish({"type": "msg", "c": "x" * 2000})
+    assert len(big.since(0)[1]) == 1
+    big.close()
+    quiet.close()
+    busy.close()
+    assert budget.used == 0
+
+
+def test_teardown_returns_a_room_s_bytes_to_the_budget(table, keys):
+    alice, _ = create(table, keys)
+    table.rooms["küche"].hub.publish({"type": "msg", "c": "z" * 500})
+    assert table.budget.used > 500
+    table.leave(alice)
+    assert table.budget.used == 0
