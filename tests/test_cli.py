@@ -1,30 +1,83 @@
 """The installed entry points, as a user runs them: the server and two client processes."""
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import os
+import pathlib
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.request
+from typing import Callable, List, Optional
 
+import pyotp
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .conftest import REPO
+from chat.client import crypto
+from chat.client.cli import _wait_confirmed
+from chat.client.errors import ConnectionEnded
+from chat.client.room import RoomClient
+
+from . import loghygiene
+from .conftest import FAST_ITER, REPO
+from .test_core_flow import next_of
 
 CLIENT = [sys.executable, "-m", "chat.client"]
+LOGS: List[pathlib.Path] = []
+
+
+@pytest.fixture(autouse=True)
+def log_dir(tmp_path_factory) -> pathlib.Path:
+    """Where this module's child processes write stderr; the log-hygiene plugin scans it all."""
+    if not LOGS:
+        LOGS.append(tmp_path_factory.mktemp("cli-logs"))
+    return LOGS[0]
+
+
+def stderr_file(prefix: str) -> pathlib.Path:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=LOGS[0])
+    os.close(fd)
+    loghygiene.register_log_file(name)
+    return pathlib.Path(name)
+
+
+def start_server(*args: str) -> subprocess.Popen:
+    """The real server in a child process, its stderr kept for the log-hygiene check; `.url` is its URL."""
+    log = stderr_file("server-")
+    with open(log, "ab") as err:
+        proc = subprocess.Popen([sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", "0",
+                                 "--log-level", "debug", *args],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("Sealchat listening on http://127.0.0.1:") and "(TLS off)" in line, line
+    proc.url = line.split()[3]  # type: ignore[attr-defined]
+    return proc
 
 
 @pytest.fixture
-def server():
-    proc = subprocess.Popen([sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", "0"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("Sealchat listening on http://127.0.0.1:") and "(TLS off)" in line, line
-    url = line.split()[3]
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def server_with() -> Callable[..., str]:
+    """Start servers with extra flags; each is stopped after the test."""
+    procs: List[subprocess.Popen] = []
+
+    def start(*args: str) -> str:
+        procs.append(start_server(*args))
+        return procs[-1].url  # type: ignore[attr-defined]
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def server(server_with) -> str:
+    return server_with()
 
 
 def health(url: str) -> dict:
@@ -33,11 +86,35 @@ def health(url: str) -> dict:
         return json.loads(resp.read())
 
 
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, what
+        time.sleep(0.1)
+
+
 def client(url: str, *args: str, password: str = "horse staple", source: str = "127.0.0.1", **kw):
+    """A client process; its stderr goes to a registered log file, read back with `errors(proc)`."""
+    loghygiene.register_secret(password, "password")
     env = dict(os.environ, SEALCHAT_PASSWORD=password)
     argv = CLIENT + ["--server", url, "--source-address", source, *args]
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kw)
+    log = stderr_file("client-")
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True, **kw)
+    proc.err_path = log  # type: ignore[attr-defined]
+    return proc
+
+
+def errors(proc: subprocess.Popen) -> str:
+    return proc.err_path.read_text()  # type: ignore[attr-defined]
+
+
+def fails_with_one_line(proc: subprocess.Popen, timeout: float = 30) -> str:
+    """The process exits non-zero with exactly one line on stderr (no traceback); returns that line."""
+    assert proc.wait(timeout) not in (0, None)
+    lines = errors(proc).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sealchat: "), lines
+    return lines[0]
 
 
 def test_server_starts_and_serves_healthz(server):
@@ -71,9 +148,9 @@ def test_two_client_processes_chat(server, transport):
         time.sleep(0.1)
     sender = client(server, "--room", "shell room", "--user", "bob", "--transport", transport,
                     "send", "hello <b>shell</b>", source="127.0.0.7")
-    assert sender.wait(30) == 0, sender.stderr.read()
-    out, err = listener.communicate(timeout=30)
-    assert listener.returncode == 0, err
+    assert sender.wait(30) == 0, errors(sender)
+    out, _ = listener.communicate(timeout=30)
+    assert listener.returncode == 0, errors(listener)
     events = [json.loads(line) for line in out.splitlines()]
     texts = [e for e in events if e["type"] == "text"]
     assert texts and texts[0]["from"] == "bob" and texts[0]["text"] == "hello <b>shell</b>"
@@ -94,7 +171,7 @@ def test_refused_join_exits_nonzero_with_one_line(server):
     intruder = client(server, "--room", "locked", "--user", "eve", "send", "hi", password="guess",
                       source="127.0.0.8")
     assert intruder.wait(30) == 1
-    err = intruder.stderr.read().strip().splitlines()
+    err = errors(intruder).strip().splitlines()
     assert err == ["sealchat: refused: wrong_password: Wrong password for this room."]
     creator.terminate()
     creator.wait(10)
@@ -102,9 +179,9 @@ def test_refused_join_exits_nonzero_with_one_line(server):
 
 def test_password_never_taken_from_argv(server):
     proc = client(server, "--room", "x", "--user", "a", "--password", "p", "send", "t")
-    assert proc.wait(10) == 2 and "sealchat: error:" in proc.stderr.read()
+    assert proc.wait(10) == 2 and "sealchat: error:" in errors(proc)
     proc = client(server, "--room", "x", "--user", "a", "send", "t", password="", stdin=subprocess.DEVNULL)
-    assert proc.wait(10) != 0 and "no password" in proc.stderr.read()
+    assert proc.wait(10) != 0 and "no password" in errors(proc)
 
 
 def test_send_image_between_processes(server, tmp_path):
@@ -119,8 +196,8 @@ def test_send_image_between_processes(server, tmp_path):
         assert time.time() < deadline
         time.sleep(0.1)
     sender = client(server, "--room", "pictures", "--user", "bob", "send-image", str(image), source="127.0.0.9")
-    assert sender.wait(60) == 0, sender.stderr.read()
-    out, err = listener.communicate(timeout=30)
+    assert sender.wait(60) == 0, errors(sender)
+    out, _ = listener.communicate(timeout=30)
     event = next(json.loads(line) for line in out.splitlines() if '"file"' in line)
     assert (event["from"], event["name"], event["mime"], event["size"]) == ("bob", "cat.png", "image/png",
                                                                            image.stat().st_size)
@@ -138,9 +215,205 @@ def test_interactive_chat_sends_typed_lines(server):
     while health(server)["sessions"] < 2:
         assert time.time() < deadline and bob.poll() is None
         time.sleep(0.1)
-    out, err = bob.communicate("first line\nsecond line\n/quit\n", timeout=30)
-    assert bob.returncode == 0, err
+    out, _ = bob.communicate("first line\nsecond line\n/quit\n", timeout=30)
+    assert bob.returncode == 0, errors(bob)
     assert out.splitlines()[:3] == ["* here: alice, bob", "<bob> first line", "<bob> second line"]
     heard, _ = listener.communicate(timeout=30)
     texts = [json.loads(line)["text"] for line in heard.splitlines() if '"text"' in line]
     assert texts == ["first line", "second line"]
+
+
+def listening(url: str, room: str, *args: str, sessions: int = 1, **kw) -> subprocess.Popen:
+    """A creator that listens; returns once its session is in the room."""
+    proc = client(url, "--room", room, "--user", "alice", "--create", "--iterations", "100000", *args, **kw)
+    wait_until(lambda: health(url)["sessions"] >= sessions or proc.poll() is not None, "listener never joined")
+    assert proc.poll() is None, errors(proc)
+    return proc
+
+
+def hand_sealed(keys: crypto.RoomKeys, header: dict, plaintext: bytes) -> dict:
+    """An envelope as a hostile member can build it: any header, encrypted under the real room key."""
+    h = crypto.b64u(json.dumps(header).encode())
+    n = os.urandom(12)
+    return {"h": h, "n": crypto.b64u(n), "c": crypto.b64u(AESGCM(keys.enc_key).encrypt(n, plaintext, h.encode()))}
+
+
+def test_a_member_sending_a_header_without_id_does_not_stop_the_listener(server):
+    listener = listening(server, "Hostile", "listen", "--count", "1", "--timeout", "30")
+
+    async def mallory() -> None:
+        m = RoomClient(server, "hostile", "mallory", "horse staple", source_address="127.0.0.11")
+        await m.join()
+        assert m.keys is not None
+        header = {"v": 1, "room": m.keys.room_id, "from": "mallory", "type": "text", "ts": 1}
+        await m.transport.send({"type": "msg", "env": hand_sealed(m.keys, header, b"no id in here")})
+        await _wait_confirmed(m, await m.send_text("after the forgery"))
+        await m.leave()
+
+    asyncio.run(mallory())
+    out, _ = listener.communicate(timeout=30)
+    assert listener.returncode == 0, errors(listener)
+    events = [json.loads(line) for line in out.splitlines()]
+    bad = [e for e in events if e["type"] == "undecryptable"]
+    assert len(bad) == 1 and bad[0]["from"] == "mallory" and "id" in bad[0]["reason"]
+    assert [e["text"] for e in events if e["type"] == "text"] == ["after the forgery"]
+    assert "no id in here" not in out
+
+
+def http_status(url: str, path: str, source: str, headers: Optional[dict] = None) -> int:
+    """One GET from a given source address (the server throttles per address)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", path, headers=headers or {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_refused_websocket_upgrade_exits_with_one_line(server_with):
+    url = server_with("--connect-rate", "2/60")
+    # Spend the client address's allowance so that exactly its WebSocket upgrade is refused, whether
+    # or not room lookups are paid for (measured from another address).
+    lookups_paid = [http_status(url, "/api/rooms/x", "127.0.0.16") for _ in range(3)][-1] == 429
+    if not lookups_paid:
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        assert http_status(url, "/ws", "127.0.0.1", upgrade) == 101
+    proc = client(url, "--room", "Throttled", "--user", "alice", "--create", "--iterations", "100000", "send", "hi")
+    assert fails_with_one_line(proc).startswith("sealchat: refused: rate_limited: ")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--server", "ftp://example.org"], "http:// or https://"),
+    (["--server", "http://"], "http:// or https://"),
+    (["--password-file", "/nonexistent/sealchat-password"], "cannot read --password-file"),
+], ids=["scheme", "no-host", "password-file"])
+def test_bad_input_exits_with_one_line(args, expected):
+    proc = client("http://127.0.0.1:9", "--room", "x", "--user", "a", *args, "send", "t")
+    assert expected in fails_with_one_line(proc)
+
+
+@pytest.mark.parametrize("transport", ["ws", "poll"])
+def test_listen_exits_nonzero_when_the_server_ends_its_session(server_with, transport):
+    url = server_with("--presence-timeout", "2", "--poll-timeout", "1", "--ping-interval", "0.5")
+    listener = listening(url, "Sleepy", "--transport", transport, "listen", "--timeout", "60")
+    listener.send_signal(signal.SIGSTOP)  # a laptop lid closed for longer than the presence timeout
+    try:
+        wait_until(lambda: health(url)["sessions"] == 0, "the stopped member was never timed out")
+    finally:
+        listener.send_signal(signal.SIGCONT)
+    assert "session_ended" in fails_with_one_line(listener)
+
+
+def test_send_stops_waiting_when_its_session_ends(server):
+    async def run() -> None:
+        alice = RoomClient(server, "Short", "alice", "horse staple", source_address="127.0.0.12")
+        await alice.create(FAST_ITER)
+        await alice.api.leave()  # the same session ends from elsewhere: the server closes with 4002
+        started = time.monotonic()
+        with pytest.raises(ConnectionEnded, match="4002"):
+            await _wait_confirmed(alice, "never-sent", timeout=30)
+        assert time.monotonic() - started < 25, "waited for the timeout instead of the close"
+        await alice.leave()
+
+    asyncio.run(run())
+
+
+def test_poll_waits_as_long_as_the_server_holds_a_poll(server_with):
+    url = server_with("--poll-timeout", "41", "--presence-timeout", "60")
+    listener = listening(url, "Patient", "--transport", "poll", "listen", "--timeout", "44")
+    out, _ = listener.communicate(timeout=60)
+    assert listener.returncode == 0, errors(listener)
+    assert "reconnecting" not in out, "the client gave up on a poll the server was still holding"
+
+
+def test_join_code_from_the_creator_lets_a_second_process_in(server):
+    creator = client(server, "--room", "Kiosk", "--user", "alice", "--create", "--iterations", "100000",
+                     "--require-join-code", "listen", "--count", "1", "--timeout", "30")
+    first = json.loads(creator.stdout.readline())
+    assert first["type"] == "join_code" and first["uri"].startswith("otpauth://totp/")
+    secret = urllib.parse.parse_qs(urllib.parse.urlsplit(first["uri"]).query)["secret"][0]
+    loghygiene.register_secret(secret, "join code secret")
+    code = pyotp.parse_uri(first["uri"]).now()
+    wrong = f"{(int(code) + 500_000) % 1_000_000:06d}"
+    intruder = client(server, "--room", "kiosk", "--user", "eve", "--join-code", wrong, "send", "let me in",
+                      source="127.0.0.13")
+    assert fails_with_one_line(intruder).startswith("sealchat: refused: wrong_join_code: ")
+    guest = client(server, "--room", "kiosk", "--user", "bob", "--join-code", code, "send", "code accepted",
+                   source="127.0.0.14")
+    assert guest.wait(30) == 0, errors(guest)
+    out, _ = creator.communicate(timeout=30)
+    assert creator.returncode == 0, errors(creator)
+    assert [json.loads(line)["text"] for line in out.splitlines() if '"text"' in line] == ["code accepted"]
+
+
+# --- the client library under connection loss (in-process server) ------------------------
+
+async def texts_until(client: RoomClient, last: str, timeout: float = 20) -> List[dict]:
+    """Text events up to and including the one reading `last`."""
+    got: List[dict] = []
+    while not got or got[-1]["text"] != last:
+        ev = await next_of(client, "text", timeout)
+        got.append(ev)
+    return got
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_frame_lost_in_a_connection_drop_is_resent(make_client):
+    alice = make_client("Lossy", "alice", "pw")
+    await alice.create(iterations=FAST_ITER)
+    bob = make_client("lossy", "bob", "pw")
+    await bob.join()
+    await next_of(alice, "joined")
+    stream = alice.transport._conn.protocol.stream
+
+    def lost_on_the_wire(data: bytes) -> "asyncio.Future[None]":
+        stream.close()  # the frame left the client, then the network died before it arrived
+        done: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    stream.write = lost_on_the_wire
+    msg_id = await alice.send_text("sent into a dying connection")
+    assert (await next_of(alice, "transport"))["state"] == "reconnecting"
+    await _wait_confirmed(alice, msg_id, 20)
+    assert [ev["text"] for ev in await texts_until(bob, "sent into a dying connection")] == [
+        "sent into a dying connection"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_reconnect_resends_nothing_the_server_already_relayed(make_client):
+    alice = make_client("Steady", "alice", "pw")
+    await alice.create(iterations=FAST_ITER)
+    bob = make_client("steady", "bob", "pw")
+    await bob.join()
+    await next_of(alice, "joined")
+    for i in range(5):
+        await alice.send_text(f"before the drop {i}")
+    alice.transport.drop()  # the server has the frames; their echoes to alice are lost with the connection
+    before = await texts_until(bob, "before the drop 4")
+    assert await next_of(alice, "transport") == {"type": "transport", "state": "reconnecting"}
+    assert await next_of(alice, "transport") == {"type": "transport", "state": "connected"}
+    await _wait_confirmed(alice, await alice.send_text("after the reconnect"), 20)
+    after = await texts_until(bob, "after the reconnect")
+    assert [ev["text"] for ev in after] == ["after the reconnect"]
+    assert after[0]["seq"] == before[-1]["seq"] + 1, "the reconnect re-published frames the room already had"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_refused_frame_is_not_resent_after_a_reconnect(make_client):
+    alice = make_client("Strict", "alice", "pw")
+    await alice.create(iterations=FAST_ITER)
+    limit = alice.info["limits"]["max_text_bytes"]
+    await alice.send_text("x" * (limit + 1000))
+    assert (await next_of(alice, "error"))["code"] == "too_large"
+    alice.transport.drop()
+    await next_of(alice, "transport")
+    assert await next_of(alice, "transport") == {"type": "transport", "state": "connected"}
+    msg_id = await alice.send_text("small enough")
+    while True:
+        ev = await alice.next_event(20)
+        assert ev["type"] != "error", f"a refused frame was sent again: {ev}"
+        if ev.get("id") == msg_id:
+            break

@@ -15,8 +15,10 @@ import pathlib
 import sys
 from typing import Optional, Sequence
 
+from tornado.httpclient import HTTPClientError
+
 from . import crypto
-from .errors import ServerRefused
+from .errors import ConnectionEnded, ServerRefused
 from .room import RoomClient
 
 
@@ -52,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_password(args: argparse.Namespace) -> str:
     if args.password_file:
-        text = pathlib.Path(args.password_file).read_text(encoding="utf-8")
+        try:
+            text = pathlib.Path(args.password_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable UTF-8 text"
+            raise SystemExit(f"sealchat: cannot read --password-file {args.password_file}: {reason}") from None
         return text.splitlines()[0] if text else ""
     value = os.environ.get(args.password_env)
     if value:
@@ -90,6 +96,13 @@ async def _wait_confirmed(client: RoomClient, msg_id: str, timeout: float = 30.0
             return
         if ev["type"] == "error":
             raise ServerRefused(ev["code"], ev["message"], ev.get("retry_after"))
+        _check_open(ev)
+
+
+def _check_open(ev: dict) -> None:
+    """A transport the server closed for good ends the command with its reason."""
+    if ev["type"] == "transport" and ev.get("state") == "closed":
+        raise ConnectionEnded.from_event(ev)
 
 
 async def _listen(client: RoomClient, args: argparse.Namespace) -> None:
@@ -111,8 +124,7 @@ async def _listen(client: RoomClient, args: argparse.Namespace) -> None:
         _emit(ev)
         if ev["type"] in ("text", "file"):
             got += 1
-        if ev["type"] == "transport" and ev.get("state") == "closed":
-            return
+        _check_open(ev)
 
 
 async def _chat(client: RoomClient) -> None:
@@ -137,11 +149,17 @@ async def _chat(client: RoomClient) -> None:
                 print(f"* {ev['from']} sent a file: {ev['name']} ({ev['size']} bytes)", flush=True)
             else:
                 _emit(ev)
+                _check_open(ev)
 
     task = asyncio.ensure_future(printer())
     try:
         while True:
-            line = await reader.readline()
+            reading = asyncio.ensure_future(reader.readline())
+            await asyncio.wait([reading, task], return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                reading.cancel()
+                task.result()  # the connection ended: raise why
+            line = await reading
             if not line or line.strip() == b"/quit":
                 break
             text = line.decode("utf-8", "replace").rstrip("\n")
@@ -150,14 +168,18 @@ async def _chat(client: RoomClient) -> None:
         deadline = loop.time() + 30
         while unconfirmed and loop.time() < deadline and not task.done():
             await asyncio.sleep(0.05)
+        if task.done():
+            task.result()
     finally:
         task.cancel()
 
 
 async def run(args: argparse.Namespace, password: str) -> int:
-    client = RoomClient(args.server, args.room, args.user, password, args.transport,
-                        args.source_address, args.ca_file)
+    """Run one command; every refusal or failure is one line on stderr and exit status 1."""
+    client: Optional[RoomClient] = None
     try:
+        client = RoomClient(args.server, args.room, args.user, password, args.transport,
+                            args.source_address, args.ca_file)
         await _enter(client, args)
         if args.command == "send":
             await _wait_confirmed(client, await client.send_text(args.text))
@@ -170,17 +192,30 @@ async def run(args: argparse.Namespace, password: str) -> int:
         else:
             await _chat(client)
     except ServerRefused as exc:
-        print(f"sealchat: refused: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    except (OSError, crypto.ProtocolError, asyncio.TimeoutError) as exc:
-        print(f"sealchat: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"refused: {exc.code}: {exc.message}")
+    except ConnectionEnded as exc:
+        return _fail(f"disconnected: {exc}")
+    except asyncio.TimeoutError:
+        return _fail("timed out: the server did not answer in time")
+    except HTTPClientError as exc:
+        return _fail(f"HTTP error: {exc}")
+    except (OSError, ValueError) as exc:  # includes crypto.ProtocolError and a bad --server URL
+        return _fail(f"{type(exc).__name__}: {exc}")
     finally:
-        await client.leave()
+        if client is not None:
+            await client.leave()
     return 0
+
+
+def _fail(reason: str) -> int:
+    print("sealchat: " + " ".join(reason.split()), file=sys.stderr)
+    return 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     password = read_password(args)
-    sys.exit(asyncio.run(run(args, password)))
+    try:
+        sys.exit(asyncio.run(run(args, password)))
+    except KeyboardInterrupt:
+        sys.exit(130)

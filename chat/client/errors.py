@@ -16,3 +16,16 @@ class ServerRefused(Exception):
     @classmethod
     def from_dict(cls, data: dict) -> "ServerRefused":
         return cls(str(data.get("code", "unknown")), str(data.get("message", "")), data.get("retry_after"))
+
+
+class ConnectionEnded(Exception):
+    """The server closed this session's transport for good (session ended, token refused, replaced)."""
+
+    def __init__(self, reason: str, code: Optional[int] = None) -> None:
+        super().__init__(reason if code is None else f"{reason} (close code {code})")
+        self.reason = reason
+        self.code = code
+
+    @classmethod
+    def from_event(cls, ev: dict) -> "ConnectionEnded":
+        return cls(str(ev.get("reason") or "connection closed"), ev.get("code"))

@@ -10,6 +10,19 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from .errors import ServerRefused
 
 
+def refusal(exc: HTTPClientError) -> Exception:
+    """The typed ServerRefused inside an HTTP error response, or `exc` itself when it carries none."""
+    if exc.response is None or not exc.response.body:
+        return exc
+    try:
+        data = json.loads(exc.response.body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return ServerRefused("http_error", f"HTTP {exc.code}")
+    return ServerRefused.from_dict(data)
+
+
 class HttpApi:
     """One client identity: its cookies, its source address and, once joined, its token."""
 
@@ -54,17 +67,17 @@ class HttpApi:
         try:
             resp = await self._http.fetch(req)
         except HTTPClientError as exc:
-            if exc.response is None or not exc.response.body:
-                raise
-            try:
-                data = json.loads(exc.response.body)
-            except ValueError:
-                raise ServerRefused("http_error", f"HTTP {exc.code}") from None
-            raise ServerRefused.from_dict(data) from None
+            raise refusal(exc) from None
         for header in resp.headers.get_list("Set-Cookie"):
             name, _, rest = header.partition("=")
             self.cookies[name.strip()] = rest.split(";", 1)[0]
-        return json.loads(resp.body)
+        try:
+            data = json.loads(resp.body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ServerRefused("not_sealchat", f"{self.base} did not answer like a Sealchat server.")
+        return data
 
     async def lookup(self, room: str, username: Optional[str] = None) -> dict:
         query = "?" + urlencode({"username": username}) if username else ""

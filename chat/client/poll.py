@@ -10,10 +10,15 @@ from .errors import ServerRefused
 from .http import HttpApi
 
 TERMINAL = {"session_ended", "token_invalid", "session_expired"}
+# How much longer than the server's poll timeout a poll may take before it counts as lost.
+POLL_MARGIN = 10.0
 
 
 class PollTransport:
-    """Same queue contract as WsTransport, over plain HTTP requests."""
+    """Same queue contract as WsTransport, over plain HTTP requests.
+
+    `poll_timeout` is the server's (limits.poll_timeout): an answer is awaited that long plus a margin.
+    """
 
     name = "poll"
 
@@ -46,11 +51,13 @@ class PollTransport:
             cursor = max(self.cursor(), self._fetched or 0)
             try:
                 data = await self.api.call("/api/poll/events", "POST", {"cursor": cursor, "welcome": welcome},
-                                           timeout=self.poll_timeout + 15)
+                                           timeout=self.poll_timeout + POLL_MARGIN)
             except ServerRefused as exc:
                 if exc.code in TERMINAL:
                     self.queue.put_nowait({"type": "error", "code": exc.code, "message": exc.message})
-                    break
+                    self.queue.put_nowait({"type": "transport", "state": "closed", "code": None,
+                                           "reason": exc.code})
+                    return
                 await asyncio.sleep(exc.retry_after or backoff)
                 continue
             except (OSError, HTTPClientError, asyncio.TimeoutError):

@@ -8,6 +8,8 @@ import os
 from collections import OrderedDict
 from typing import AsyncIterator, Dict, List, Optional, Tuple
 
+from tornado.httpclient import HTTPClientError
+
 from . import crypto
 from .errors import ServerRefused
 from .http import HttpApi
@@ -15,6 +17,9 @@ from .poll import PollTransport
 from .ws import WsTransport
 
 SEEN_IDS = 50_000
+# Sent frames kept for resending until the server relays them back, at most this many / this big.
+MAX_UNCONFIRMED = 1024
+MAX_UNCONFIRMED_BYTES = 16 * 1024 * 1024
 
 
 class _IncomingFile:
@@ -23,6 +28,17 @@ class _IncomingFile:
         self.meta = meta
         self.header = header
         self.parts: Dict[int, bytes] = {}
+
+
+class _Unconfirmed:
+    """A frame sent over WebSocket and not yet relayed back; `generation` is its connection's."""
+
+    __slots__ = ("frame", "size", "generation")
+
+    def __init__(self, frame: dict) -> None:
+        self.frame = frame
+        self.size = len(frame["c"]) if "c" in frame else len(frame["env"]["c"]) + len(frame["env"]["h"])
+        self.generation: Optional[int] = None
 
 
 class RoomClient:
@@ -50,7 +66,10 @@ class RoomClient:
         self.sent = 0
         self._seen: "OrderedDict[str, None]" = OrderedDict()
         self._files: Dict[Tuple[str, str], _IncomingFile] = {}
-        self._unconfirmed: "OrderedDict[str, dict]" = OrderedDict()
+        self._unconfirmed: "OrderedDict[str, _Unconfirmed]" = OrderedDict()
+        self._unconfirmed_bytes = 0
+        self._awaiting_welcome = False
+        self._resend_at: Optional[int] = None
         self._ready: List[dict] = []
 
     # --- entering -------------------------------------------------------------------------
@@ -91,10 +110,19 @@ class RoomClient:
         self.api.token = info["token"]
         self.cursor = info["cursor"]
         self.members = list(info["members"])
-        cls = WsTransport if self.transport_name == "ws" else PollTransport
-        self.transport = cls(self.api, lambda: self.cursor)
+        if self.transport_name == "ws":
+            self.transport = WsTransport(self.api, lambda: self.cursor)
+        else:
+            self.transport = PollTransport(self.api, lambda: self.cursor)
+            self._apply_limits(info.get("limits"))
         await self.transport.start()
         return info
+
+    def _apply_limits(self, limits: object) -> None:
+        """Wait for a long-poll as long as this server holds one (it may differ from our default)."""
+        timeout = limits.get("poll_timeout") if isinstance(limits, dict) else None
+        if isinstance(self.transport, PollTransport) and isinstance(timeout, (int, float)) and timeout > 0:
+            self.transport.poll_timeout = float(timeout)
 
     # --- sending --------------------------------------------------------------------------
     def _check_key_use(self) -> None:
@@ -104,9 +132,36 @@ class RoomClient:
 
     async def _send(self, frame: dict, confirm_id: Optional[str] = None) -> None:
         assert self.transport is not None, "create or join first"
-        if confirm_id is not None and self.transport.name == "ws":
-            self._unconfirmed[confirm_id] = frame
-        await self.transport.send(frame)
+        if confirm_id is None or not isinstance(self.transport, WsTransport):
+            await self.transport.send(frame)
+            return
+        # The ref comes back in an error about this frame, so a refused frame is not kept for resending.
+        entry = _Unconfirmed(dict(frame, ref=confirm_id))
+        self._unconfirmed[confirm_id] = entry
+        self._unconfirmed_bytes += entry.size
+        while len(self._unconfirmed) > MAX_UNCONFIRMED or self._unconfirmed_bytes > MAX_UNCONFIRMED_BYTES:
+            self._confirmed(next(iter(self._unconfirmed)))
+        entry.generation = await self.transport.send(entry.frame)
+
+    def _confirmed(self, key: str) -> None:
+        entry = self._unconfirmed.pop(key, None)
+        if entry is not None:
+            self._unconfirmed_bytes -= entry.size
+
+    async def _resend(self) -> None:
+        """Resend what earlier connections carried and the server has not relayed back.
+
+        Called once the replay up to the welcome cursor is processed, so whatever is still here
+        was lost in the drop, or its echo fell into a gap (then receivers drop the copy by id).
+        """
+        transport = self.transport
+        if not isinstance(transport, WsTransport):
+            return
+        current = transport.generation
+        for key, entry in list(self._unconfirmed.items()):
+            if self._unconfirmed.get(key) is entry and entry.generation is not None and entry.generation < current:
+                entry.generation = None
+                entry.generation = await transport.send(entry.frame)
 
     async def send_text(self, text: str) -> str:
         """Encrypt and send a text message; returns its message id."""
@@ -146,7 +201,7 @@ class RoomClient:
             return
         try:
             await self.api.leave()
-        except (ServerRefused, OSError):
+        except (ServerRefused, OSError, HTTPClientError):
             pass
         await self.transport.close()
         self.transport = None
@@ -174,6 +229,18 @@ class RoomClient:
         return True
 
     async def _handle(self, ev: dict) -> List[dict]:
+        out = self._event(ev)
+        kind = ev.get("type")
+        if kind == "transport" and ev.get("state") == "connected":
+            self._awaiting_welcome, self._resend_at = True, None
+        elif kind == "welcome" and self._awaiting_welcome:
+            self._awaiting_welcome, self._resend_at = False, ev.get("cursor")
+        if self._resend_at is not None and self.cursor >= self._resend_at:
+            self._resend_at = None
+            await self._resend()
+        return out
+
+    def _event(self, ev: dict) -> List[dict]:
         kind = ev.get("type")
         seq = ev.get("seq")
         if seq is not None:
@@ -182,7 +249,14 @@ class RoomClient:
             self.cursor = seq
         if kind == "welcome":
             self.members = list(ev["members"])
+            self._apply_limits(ev.get("limits"))
             return [{"type": "members", "members": list(self.members)}]
+        if kind == "gap":
+            self.cursor = max(self.cursor, ev["to_seq"])
+            return [ev]
+        if kind == "error" and isinstance(ev.get("ref"), str):
+            self._confirmed(ev["ref"])
+            return [ev]
         if kind == "joined":
             if ev["user"] not in self.members:
                 self.members.append(ev["user"])
@@ -195,9 +269,6 @@ class RoomClient:
             return self._on_msg(ev)
         if kind == "chunk":
             return self._on_chunk(ev)
-        if kind == "transport" and ev.get("state") == "connected" and self._unconfirmed:
-            for frame in list(self._unconfirmed.values()):
-                await self.transport.send(frame)  # type: ignore[union-attr]
         return [ev]
 
     def _on_msg(self, ev: dict) -> List[dict]:
@@ -209,7 +280,7 @@ class RoomClient:
             return [{"type": "undecryptable", "from": sender, "seq": ev["seq"], "reason": str(exc)}]
         header = opened.header
         if sender == self.user:
-            self._unconfirmed.pop(header["id"], None)
+            self._confirmed(header["id"])
         if not self._is_new_id(header["id"]):
             return []
         base = {"from": sender, "id": header["id"], "ts": header["ts"], "seq": ev["seq"]}
@@ -219,9 +290,12 @@ class RoomClient:
             try:
                 meta = json.loads(opened.plaintext)
                 fid, n, size = meta["file_id"], meta["chunks"], meta["size"]
+                if not (isinstance(meta["name"], str) and isinstance(meta["mime"], str)
+                        and type(size) is int and size >= 0 and type(n) is int):
+                    raise ValueError
                 if len(crypto.unb64u(fid)) != 16 or n != crypto.chunk_count(size):
                     raise ValueError
-            except (ValueError, KeyError, TypeError, crypto.ProtocolError):
+            except (ValueError, KeyError, TypeError, RecursionError, crypto.ProtocolError):
                 return [{"type": "undecryptable", "from": sender, "seq": ev["seq"], "reason": "bad file metadata"}]
             self._files[(sender, fid)] = _IncomingFile(sender, meta, base)
             return []
@@ -231,7 +305,7 @@ class RoomClient:
         assert self.keys is not None
         sender, fid = ev["from"], ev["file"]
         if sender == self.user:
-            self._unconfirmed.pop(f"{fid}/{ev['i']}", None)
+            self._confirmed(f"{fid}/{ev['i']}")
         incoming = self._files.get((sender, fid))
         if incoming is None or ev["n"] != incoming.meta["chunks"] or ev["i"] in incoming.parts:
             return []

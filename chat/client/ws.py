@@ -6,9 +6,10 @@ import json
 from typing import Callable, Optional
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, WebSocketError, websocket_connect
 
-from .http import HttpApi
+from .errors import ServerRefused
+from .http import HttpApi, refusal
 
 TERMINAL_CLOSE = {4001: "token refused", 4002: "session ended"}
 CLOSE_REPLACED = 4000
@@ -28,17 +29,27 @@ class WsTransport:
         self._connected = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
         self._closing = False
+        self.generation = 0
 
     async def start(self) -> None:
+        """Connect and say hello; a refused upgrade (e.g. 429) raises ServerRefused."""
         await self._connect()
         self._task = asyncio.ensure_future(self._read_forever())
 
     async def _connect(self) -> None:
         req = HTTPRequest(self.api.ws_url, network_interface=self.api.source_address,
                           ca_certs=self.api.ca_file, connect_timeout=10, request_timeout=30)
-        self._conn = await websocket_connect(req, max_message_size=4 * 1024 * 1024)
+        try:
+            self._conn = await websocket_connect(req, max_message_size=4 * 1024 * 1024)
+        except HTTPClientError as exc:
+            raise refusal(exc) from None
+        except WebSocketClosedError:
+            raise
+        except WebSocketError:
+            raise ServerRefused("http_error", f"{self.api.base} did not accept a WebSocket connection.") from None
         await self._conn.write_message(json.dumps({"type": "hello", "token": self.api.token,
                                                    "cursor": self.cursor()}))
+        self.generation += 1
         self._connected.set()
 
     async def _read_forever(self) -> None:
@@ -55,7 +66,9 @@ class WsTransport:
             if self._closing:
                 break
             if code in TERMINAL_CLOSE or code == CLOSE_REPLACED:
-                self.queue.put_nowait({"type": "transport", "state": "closed", "code": code})
+                reason = (conn.close_reason if conn is not None else None) or TERMINAL_CLOSE.get(
+                    code, "replaced by a newer connection")
+                self.queue.put_nowait({"type": "transport", "state": "closed", "code": code, "reason": reason})
                 return
             self.queue.put_nowait({"type": "transport", "state": "reconnecting"})
             while not self._closing:
@@ -65,18 +78,22 @@ class WsTransport:
                     await self._connect()
                     self.queue.put_nowait({"type": "transport", "state": "connected"})
                     break
+                except ServerRefused as exc:
+                    await asyncio.sleep(min(self.max_backoff, exc.retry_after or 0))
+                    continue
                 except (OSError, HTTPClientError, WebSocketClosedError, asyncio.TimeoutError):
                     continue
         self.queue.put_nowait({"type": "transport", "state": "closed", "code": None})
 
-    async def send(self, frame: dict) -> None:
-        """Send a frame, waiting out a reconnect rather than failing."""
+    async def send(self, frame: dict) -> int:
+        """Send a frame, waiting out a reconnect rather than failing; returns the connection's generation."""
         data = json.dumps(frame)
         while True:
             await self._connected.wait()
+            generation = self.generation
             try:
                 await self._conn.write_message(data)
-                return
+                return generation
             except WebSocketClosedError:
                 self._connected.clear()
                 await asyncio.sleep(0.05)
