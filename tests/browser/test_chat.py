@@ -7,12 +7,15 @@ with reload resume, and the long-poll fallback when WebSocket is missing.
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
 from playwright.sync_api import expect
+
+from chat.client import crypto
 
 from .conftest import INSECURE_HOST, FlakyProxy, PyMember, Server, tiny_png
 from .helpers import create_room, expect_member, expect_message, join_room, send_text, wait_connected
@@ -382,4 +385,31 @@ def test_several_files_at_once_each_show_their_own_progress(pages, shared_server
         assert counts and all(label.endswith(" of 4") for label in counts), counts
     assert all(label.startswith(("Encrypting ", "Sending ")) and label.split(" ")[1].rstrip("…")
                in ("first.bin", "second.bin") for r in rows for label in r), rows
+    pages.check_clean()
+
+
+def test_file_whose_sender_leaves_before_its_chunks_is_marked_as_not_arrived(pages, shared_server):
+    base = shared_server.url()
+    room = room_name("abandoned")
+    page = pages.page()
+    create_room(page, base, room, "otto", PASSWORD)
+    py = PyMember(base, room, "pia", PASSWORD)
+    try:
+        py.join()
+        expect_member(page, "pia")
+
+        async def announce_only() -> None:
+            c = py.client
+            meta = {"file_id": crypto.b64u(b"\x07" * 16), "name": "never.bin", "mime": "application/octet-stream",
+                    "size": 10, "chunks": 1}
+            env = crypto.seal(c.keys, c.user, "file", json.dumps(meta).encode("utf-8"))
+            await c._send({"type": "msg", "env": env}, json.loads(crypto.unb64u(env["h"]))["id"])
+
+        py.run(announce_only())
+        shell = page.locator("#messages li.file")
+        expect(shell.locator(".receiving")).to_contain_text("Receiving never.bin")
+    finally:
+        py.close()
+    expect(shell.locator(".receiving")).to_have_count(0)
+    expect(shell.locator(".body")).to_have_text("never.bin did not arrive: the sender left.")
     pages.check_clean()

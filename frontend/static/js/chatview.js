@@ -165,6 +165,20 @@
         }
     }
 
+    function renderFileAbandoned(v) {
+        var key = v.from + '\n' + v.fileId, li = pending[key];
+        if (!li) {
+            return;
+        }
+        delete pending[key];
+        while (li.childNodes.length > 1) {
+            li.removeChild(li.lastChild);
+        }
+        li.className += ' bad';
+        li.appendChild(dom.el('div', {className: 'body abandoned', text: v.name + ' did not arrive' +
+            (v.reason ? ': ' + v.reason : '') + '.'}));
+    }
+
     function renderMembers(members) {
         var ul = dom.byId('member-list'), i, li;
         dom.clear(ul);
@@ -212,6 +226,8 @@
             if (!v.mine) {
                 Seal.alerts.incoming(v.from, saved.room);
             }
+        } else if (v.type === 'file-abandoned') {
+            renderFileAbandoned(v);
         } else if (v.type === 'members') {
             renderMembers(v.members);
         } else if (v.type === 'joined') {
@@ -427,9 +443,11 @@
             transport.close();
         }
         if (room) {
-            room.keys = null;
+            room.close();
             room.inbox = [];
-            room.files = {};
+            room.outgoing = [];
+            room.onKeysUsed = function () {};
+            room.keys = null;
         }
         Seal.session.wipe();
         saved.keys = null;

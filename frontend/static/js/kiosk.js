@@ -85,6 +85,8 @@
             message(v.from, v.text, v.id);
         } else if (v.type === 'file-start') {
             message(v.from, 'sends a file: ' + v.name + ' (' + dom.formatBytes(v.size) + ')', v.id);
+        } else if (v.type === 'file-abandoned') {
+            notice(v.name + ' from ' + v.from + ' did not arrive.', 'bad');
         } else if (v.type === 'members') {
             dom.setText(dom.byId('member-count'), String(v.members.length));
         } else if (v.type === 'joined') {
@@ -127,9 +129,11 @@
         dom.byId('leave-button').disabled = true;
         stopAll();
         if (room) {
-            room.keys = null;
+            room.close();
             room.inbox = [];
-            room.files = {};
+            room.outgoing = [];
+            room.onKeysUsed = function () {};
+            room.keys = null;
         }
         Seal.session.wipe();
         saved.keys = null;
