@@ -137,3 +137,44 @@ def test_opening_another_room_leaves_the_current_one(pages, strict_server) -> No
     finally:
         py.close()
     pages.check_clean()
+
+
+# Holds the chat page's key restore while sessionStorage has 'test.hold', until window.__release;
+# window.__restored says the page has had the restored key.
+SLOW_RESTORE = """
+Object.defineProperty(window, 'SealCrypto', {configurable: true, get: function () { return undefined; },
+  set: function (sc) {
+    var restore = sc.importForResume;
+    sc.importForResume = function (obj, cb) {
+      var hold = sessionStorage.getItem('test.hold');
+      (function wait() {
+        if (hold && !window.__release) { setTimeout(wait, 50); return; }
+        restore.call(sc, obj, function (err, keys) { cb(err, keys); window.__restored = true; });
+      }());
+    };
+    Object.defineProperty(window, 'SealCrypto', {value: sc, writable: true, configurable: true});
+  }});
+"""
+
+
+def test_leave_pressed_while_the_key_is_restored_does_not_reconnect(pages, shared_server) -> None:
+    base, room = shared_server.url(), f"Leave Early {next(_rooms)}"
+    page = pages.page(pages.context(init_script=SLOW_RESTORE))
+    create_room(page, base, room, "yann", PASSWORD)
+    page.evaluate("sessionStorage.setItem('test.hold', '1')")
+    page.reload()  # the session resumes; its key restore is held
+    expect(page.locator("#room-name")).to_have_text(room)
+    sockets: List[object] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    held: List[object] = []
+    page.route("**/api/leave", lambda route: held.append(route))
+    with page.expect_request("**/api/leave"):
+        page.click("#leave-button")
+    page.evaluate("window.__release = true")
+    page.wait_for_function("() => window.__restored === true")
+    # The restored key finds the page already left: no connection is made with it.
+    assert sockets == [] and page.evaluate("window.__states") == []
+    held[0].continue_()  # type: ignore[attr-defined]
+    page.wait_for_url(base + "/")
+    assert sockets == []
+    pages.check_clean()

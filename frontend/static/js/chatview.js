@@ -500,6 +500,9 @@
 
     function start(keys) {
         var forcePoll = !!Seal.session.pref('forcePoll');
+        if (leaving) {
+            return; // Leave was pressed while the key was being restored
+        }
         room = new Seal.Room({keys: keys, username: saved.username, token: saved.token, cursor: saved.cursor,
             members: [saved.username], limits: saved.limits || {}, onView: onView,
             onCursor: function (cursor) {

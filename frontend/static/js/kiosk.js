@@ -234,6 +234,9 @@
     // ---- start ---------------------------------------------------------------------------
 
     function start(keys) {
+        if (leaving) {
+            return; // Leave was pressed while the key was being restored
+        }
         room = new Seal.Room({keys: keys, username: saved.username, token: saved.token, cursor: saved.cursor,
             members: saved.members || [], limits: saved.limits || {}, onView: onView,
             onCursor: function (cursor) {
