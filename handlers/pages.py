@@ -8,6 +8,9 @@ from chat.errors import ChatError
 
 from .base import BaseHandler
 
+# Loaded on demand by sealcrypto.js: the pure-JavaScript fallback and the key-derivation Worker.
+VENDOR_SCRIPT = "vendor/forge-1.4.3.min.js"
+WORKER_SCRIPT = "js/sealcrypto-worker.js"
 # Scripts every page loads, in order; the page's own script comes last.
 COMMON_SCRIPTS = ("js/dom.js", "js/api.js", "js/session.js")
 PAGE_SCRIPTS = {
@@ -34,8 +37,8 @@ class PageHandler(BaseHandler):
         assets = self.assets
         scripts = [(assets.url(n), assets.integrity(n)) for n in COMMON_SCRIPTS + PAGE_SCRIPTS[self.page]]
         self.render(self.template, page=self.page, assets=assets, scripts=scripts,
-                    vendor_url=assets.url("vendor/forge-1.4.3.min.js"),
-                    worker_url=assets.url("js/sealcrypto-worker.js"),
+                    vendor_url=assets.url(VENDOR_SCRIPT), vendor_integrity=assets.integrity(VENDOR_SCRIPT),
+                    worker_url=assets.url(WORKER_SCRIPT), worker_integrity=assets.integrity(WORKER_SCRIPT),
                     prefill_room=self.get_query_argument("roomname", ""),
                     prefill_user=self.get_query_argument("username", ""),
                     **kwargs)
