@@ -140,10 +140,10 @@ class RoomClient:
         self._unconfirmed[confirm_id] = entry
         self._unconfirmed_bytes += entry.size
         while len(self._unconfirmed) > MAX_UNCONFIRMED or self._unconfirmed_bytes > MAX_UNCONFIRMED_BYTES:
-            self._confirmed(next(iter(self._unconfirmed)))
+            self._forget(next(iter(self._unconfirmed)))
         entry.generation = await self.transport.send(entry.frame)
 
-    def _confirmed(self, key: str) -> None:
+    def _forget(self, key: str) -> None:
         entry = self._unconfirmed.pop(key, None)
         if entry is not None:
             self._unconfirmed_bytes -= entry.size
@@ -255,7 +255,7 @@ class RoomClient:
             self.cursor = max(self.cursor, ev["to_seq"])
             return [ev]
         if kind == "error" and isinstance(ev.get("ref"), str):
-            self._confirmed(ev["ref"])
+            self._forget(ev["ref"])
             return [ev]
         if kind == "joined":
             if ev["user"] not in self.members:
@@ -280,7 +280,7 @@ class RoomClient:
             return [{"type": "undecryptable", "from": sender, "seq": ev["seq"], "reason": str(exc)}]
         header = opened.header
         if sender == self.user:
-            self._confirmed(header["id"])
+            self._forget(header["id"])
         if not self._is_new_id(header["id"]):
             return []
         base = {"from": sender, "id": header["id"], "ts": header["ts"], "seq": ev["seq"]}
@@ -305,7 +305,7 @@ class RoomClient:
         assert self.keys is not None
         sender, fid = ev["from"], ev["file"]
         if sender == self.user:
-            self._confirmed(f"{fid}/{ev['i']}")
+            self._forget(f"{fid}/{ev['i']}")
         incoming = self._files.get((sender, fid))
         if incoming is None or ev["n"] != incoming.meta["chunks"] or ev["i"] in incoming.parts:
             return []
