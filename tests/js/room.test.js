@@ -110,7 +110,7 @@ test('an unfinished file is abandoned when its sender leaves', async () => {
 
 test('an unfinished file is abandoned when no chunk comes, but not while this tab is offline', async () => {
   const p = await page();
-  const { room, views } = makeRoom(p, { fileIdleMs: 40 });
+  const { room, views } = makeRoom(p, { fileIdleMs: 300 });
   const content = new Uint8Array(300000).fill(7);
   const enc = await callThen(p.SC, 'encryptFile', [p.keys, content, null], []);
   const meta = { file_id: enc.fileId, name: 'a.bin', mime: 'application/octet-stream', size: content.length, chunks: 2 };
@@ -120,7 +120,7 @@ test('an unfinished file is abandoned when no chunk comes, but not while this ta
   room.transportState({ mode: 'ws', state: 'reconnecting' });
   room.receive({ type: 'msg', seq: 1, from: 'bob', env: announce });
   room.receive({ type: 'chunk', seq: 2, from: 'bob', file: enc.fileId, i: 0, n: 2, c: enc.chunks[0] });
-  await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setTimeout(r, 800));
   assert.equal(views.filter((v) => v.type === 'file-abandoned').length, 0);
   room.transportState({ mode: 'ws', state: 'connected' });
   room.receive({ type: 'chunk', seq: 3, from: 'bob', file: enc.fileId, i: 1, n: 2, c: enc.chunks[1] });
@@ -209,4 +209,21 @@ test('sending saves the message count with the resume data, without the auth key
   const reloaded = await call(p.SC, 'importForResume', stored.keys);
   assert.equal(p.SC.exportForResume(reloaded).sent, 2);
   room.close();
+});
+
+test('closing the room on leave drops its key and everything still queued', async () => {
+  const p = await page();
+  const { room, views } = makeRoom(p);
+  const f = await fileAnnouncement(p, 'bob', 300000);
+  room.receive({ type: 'msg', seq: 1, from: 'bob', env: f.env });
+  room.close();
+  assert.equal(room.keys, null);
+  assert.equal(room.inbox.length, 0);
+  assert.equal(room.outgoing.length, 0);
+  assert.deepEqual(Object.keys(room.files), []);
+  const seen = views.length;
+  room.receive({ type: 'msg', seq: 2, from: 'bob', env: f.env });
+  await idle(room);
+  assert.equal(room.inbox.length, 0);
+  assert.equal(views.length, seen);
 });

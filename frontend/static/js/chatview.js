@@ -444,10 +444,6 @@
         }
         if (room) {
             room.close();
-            room.inbox = [];
-            room.outgoing = [];
-            room.onKeysUsed = function () {};
-            room.keys = null;
         }
         Seal.session.wipe();
         saved.keys = null;

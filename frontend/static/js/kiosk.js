@@ -130,10 +130,6 @@
         stopAll();
         if (room) {
             room.close();
-            room.inbox = [];
-            room.outgoing = [];
-            room.onKeysUsed = function () {};
-            room.keys = null;
         }
         Seal.session.wipe();
         saved.keys = null;

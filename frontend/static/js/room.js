@@ -66,7 +66,7 @@
     // Called by the transport for every frame; room events are queued and handled one by one,
     // because decryption finishes asynchronously and the order must hold.
     Room.prototype.receive = function (ev) {
-        if (!ev || typeof ev !== 'object') {
+        if (this.closed || !ev || typeof ev !== 'object') {
             return;
         }
         if (typeof ev.seq === 'number') {
@@ -100,6 +100,9 @@
     };
 
     Room.prototype.emit = function (view) {
+        if (this.closed) {  // work in flight when the member left shows nothing
+            return;
+        }
         try {
             this.onView(view);
         } catch (e) {
@@ -245,10 +248,14 @@
         }
     };
 
-    // Stops the room's timers (the page is going away, or a test is done).
+    // The page is leaving the room: stop the timers and drop the keys and all queued work.
     Room.prototype.close = function () {
         var key;
         this.closed = true;
+        this.inbox = [];
+        this.outgoing = [];
+        this.onKeysUsed = function () {};
+        this.keys = null;
         for (key in this.files) {
             if (Object.prototype.hasOwnProperty.call(this.files, key)) {
                 root.clearTimeout(this.files[key].timer);
