@@ -208,7 +208,7 @@ async def test_a_reader_that_stops_reading_is_cut_off_not_buffered_forever(make_
     for _ in range(150):  # ~50 MB offered to a reader that never reads
         await alice.transport.send(big)
     await asyncio.sleep(0.5)
-    while (msg := await stalled.read_message()) is not None:
+    while await stalled.read_message() is not None:
         pass
     assert stalled.close_code == 4008
     assert (await health(server_url))["sessions"] == 2  # still a member: it may reconnect and resume
