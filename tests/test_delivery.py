@@ -80,6 +80,16 @@ async def room_of(make_client, name: str, transports: dict) -> list:
     return clients
 
 
+async def hand_polled(make_client, server_url: str, room: str, user: str):
+    """A member joined over long-poll whose client stops polling, and an API that polls as it by hand."""
+    api = HttpApi(server_url, source_address=next_address())
+    member = make_client(room, user, "pw", transport="poll", source_address=api.source_address)
+    await member.join()
+    await member.transport.close()
+    api.cookies, api.token = member.api.cookies, member.api.token
+    return member, api
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_thousand_messages_across_ws_and_poll_exactly_once_in_order(make_client, server_url):
     clients = await room_of(make_client, "Mixed", {"alice": "ws", "bob": "poll", "carol": "ws", "dave": "poll"})
@@ -177,11 +187,7 @@ async def test_last_member_vanishing_tears_the_room_down(make_client, server_url
 @pytest.mark.gen_test(timeout=60)
 async def test_disconnecting_polls_leave_no_waiters(make_client, server_url):
     (alice,) = await room_of(make_client, "Waiters", {"alice": "ws"})
-    api = HttpApi(server_url, source_address=next_address())
-    bob = make_client("waiters", "bob", "pw", transport="poll", source_address=api.source_address)
-    await bob.join()
-    await bob.transport.close()
-    api.cookies, api.token = bob.api.cookies, bob.api.token
+    bob, api = await hand_polled(make_client, server_url, "waiters", "bob")
     aborted = [asyncio.ensure_future(api.call("/api/poll/events", "POST", {"cursor": bob.cursor}, timeout=0.3)) for _ in range(5)]
     waiting = []
     for _ in range(20):
@@ -240,11 +246,7 @@ async def test_a_websocket_that_stops_answering_pings_is_removed(make_client, se
 @pytest.mark.gen_test(timeout=60)
 async def test_a_poll_asking_for_welcome_answers_at_once_in_a_quiet_room(make_client, server_url, settings):
     (alice,) = await room_of(make_client, "Quiet", {"alice": "ws"})
-    api = HttpApi(server_url, source_address=next_address())
-    bob = make_client("quiet", "bob", "pw", transport="poll", source_address=api.source_address)
-    await bob.join()
-    await bob.transport.close()
-    api.cookies, api.token = bob.api.cookies, bob.api.token
+    bob, api = await hand_polled(make_client, server_url, "quiet", "bob")
     carol = make_client("quiet", "carol", "pw")
     await carol.join()
     # A page that just loaded asks for welcome: it gets the current members now, not after 10 s.
