@@ -87,12 +87,10 @@ def ssl_context(settings: Settings) -> Optional[ssl.SSLContext]:
 
 def serve(settings: Settings) -> tornado.httpserver.HTTPServer:
     """Bind and start serving; prints the one start-up line with the real address and TLS state."""
-    from handlers.base import body_limit
-
     app = make_app(settings)
     ctx, cert = tls_setup(settings)
     server = tornado.httpserver.HTTPServer(app, ssl_options=ctx, xheaders=False,
-                                           max_body_size=BODY_READ_FACTOR * body_limit(settings),
+                                           max_body_size=BODY_READ_FACTOR * settings.max_body_bytes,
                                            body_timeout=BODY_TIMEOUT,
                                            idle_connection_timeout=settings.presence_timeout)
     sockets: List = tornado.netutil.bind_sockets(settings.port, settings.host)

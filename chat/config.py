@@ -79,6 +79,11 @@ class Settings:
     def tls(self) -> bool:
         return bool(self.certfile or self.self_signed)
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body any route accepts: one frame (a long-poll send), no more."""
+        return self.max_frame_bytes
+
     def with_(self, **changes: object) -> "Settings":
         """A copy with some settings changed and validated again (tests, embedding)."""
         return validate(replace(self, **changes))

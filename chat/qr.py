@@ -13,6 +13,7 @@ import qrcode
 import qrcode.constants
 from qrcode.image.svg import SvgPathFillImage
 
+from .errors import ChatError
 from .names import MAX_ROOM_NAME
 
 CONTENT_TYPE = "image/svg+xml"
@@ -26,14 +27,10 @@ JOIN_PATH = "/login?roomname="
 MAX_DATA = len("https://") + MAX_HOST + len(JOIN_PATH) + MAX_QUOTED_NAME
 
 
-class QrTooLong(ValueError):
-    """The data does not fit the size this server makes QR codes for."""
-
-
 def svg(data: str) -> bytes:
     """The QR code of `data` as a standalone SVG document on a white background."""
     if not data or len(data) > MAX_DATA:
-        raise QrTooLong(f"QR data must be 1 to {MAX_DATA} characters")
+        raise ChatError("bad_frame", f"A QR code here holds 1 to {MAX_DATA} characters.")
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4,
                          image_factory=SvgPathFillImage)
     code.add_data(data)

@@ -28,11 +28,6 @@ HANDSHAKE_MESSAGES = {400: "This is not a valid WebSocket handshake.",
                       426: "This server speaks WebSocket version 13 only."}
 
 
-def body_limit(settings: Settings) -> int:
-    """The largest request body any route accepts: one frame (a long-poll send), no more."""
-    return settings.max_frame_bytes
-
-
 @functools.lru_cache(maxsize=64)
 def content_security_policy(host: str, tls: bool) -> str:
     """A strict CSP: nothing inline, nothing foreign, no framing."""
@@ -131,7 +126,7 @@ class SealchatMixin:
         if self.request.method not in ("GET", "HEAD") and origin is not None \
                 and not same_origin(origin, self.request.host):
             raise ChatError("forbidden_origin", "Requests from other sites are not accepted.")
-        limit = body_limit(self.config)
+        limit = self.config.max_body_bytes
         if len(self.request.body or b"") > limit:
             raise ChatError("too_large", f"A request body may be at most {limit} bytes.")
 

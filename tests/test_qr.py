@@ -12,6 +12,7 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from chat import qr
+from chat.errors import ChatError
 from chat.client.http import HttpApi
 from chat.config import Rate
 from chat.joincodes import JoinCode
@@ -35,8 +36,9 @@ def test_svg_is_a_plain_qr_image():
     assert doc.find(SVG_NS + "path") is not None and doc.find(SVG_NS + "rect") is not None  # white background
     assert qr.svg("a") != qr.svg("b")
     for bad in ("", "x" * (qr.MAX_DATA + 1)):
-        with pytest.raises(qr.QrTooLong):
+        with pytest.raises(ChatError) as refused:
             qr.svg(bad)
+        assert refused.value.code == "bad_frame"
 
 
 # The longest valid room names: 64 characters of four, three and two UTF-8 bytes.
