@@ -25,6 +25,17 @@
         }
     }
 
+    // A page callback that throws must not stop the room's event processing: report it later.
+    function callPage(fn, arg) {
+        try {
+            fn(arg);
+        } catch (e) {
+            root.setTimeout(function () {
+                throw e;
+            }, 0);
+        }
+    }
+
     function Room(opts) {
         this.keys = opts.keys;
         this.username = opts.username;
@@ -103,13 +114,7 @@
         if (this.closed) {  // work in flight when the member left shows nothing
             return;
         }
-        try {
-            this.onView(view);
-        } catch (e) {
-            root.setTimeout(function () {
-                throw e;
-            }, 0);
-        }
+        callPage(this.onView, view);
     };
 
     Room.prototype.handle = function (ev, done) {
@@ -192,10 +197,7 @@
         return true;
     };
 
-    Room.prototype.confirm = function (id) {
-        this.forget(id);
-    };
-
+    // The frame needs no resending: the server echoed it, refused it, or it was pushed out.
     Room.prototype.forget = function (id) {
         if (Object.prototype.hasOwnProperty.call(this.unconfirmed, id)) {
             this.unconfirmedChars -= this.unconfirmed[id].chars;
@@ -276,7 +278,7 @@
             }
             h = opened.header;
             if (sender === self.username) {
-                self.confirm(h.id);
+                self.forget(h.id);
             }
             if (!self.isNewId(h.id)) {
                 done();
@@ -336,7 +338,7 @@
     Room.prototype.onChunk = function (ev, done) {
         var self = this, sender = ev.from, key = sender + '\n' + ev.file, incoming = this.files[key];
         if (sender === this.username) {
-            this.confirm(ev.file + '/' + ev.i);
+            this.forget(ev.file + '/' + ev.i);
             this.emit({type: 'sent', fileId: ev.file, i: ev.i, n: ev.n});
         }
         if (!incoming || ev.n !== incoming.meta.chunks || typeof ev.i !== 'number' || incoming.parts[ev.i]) {
@@ -472,13 +474,7 @@
     };
 
     Room.prototype.keysUsed = function () {
-        try {
-            this.onKeysUsed(this.keys);
-        } catch (e) {
-            root.setTimeout(function () {
-                throw e;
-            }, 0);
-        }
+        callPage(this.onKeysUsed, this.keys);
     };
 
     function headerId(env) {
