@@ -7,7 +7,10 @@
 
     var Seal = root.Seal = root.Seal || {};
     var ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_!?%+=';
-    var COMMON = /^(password|passwort|qwerty|azerty|letmein|welcome|admin|iloveyou|monkey|dragon|123456|12345678|abc123|sealchat)/i;
+    // Well-known passwords, alone or with a few digits or symbols appended; a longer password
+    // that merely starts with one (a passphrase "dragon-...") is not discounted.
+    var COMMON = /^(password|passwort|qwerty|azerty|letmein|welcome|admin|iloveyou|monkey|dragon|sealchat|abc123)[0-9\W_]{0,4}$/i;
+    var RUNS = ['01234567890', 'abcdefghijklmnopqrstuvwxyz', 'qwertyuiopasdfghjklzxcvbnm', 'azertyuiop'];
     // 256 short, distinct words: each word of a passphrase adds 8 bits.
     var WORDS = [
         'acorn', 'adobe', 'agent', 'alarm', 'album', 'alley', 'amber', 'angle', 'ankle', 'apple', 'apron',
@@ -80,11 +83,22 @@
     function looksLikePassphrase(pw) {
         var parts = pw.split(/[\s\-_.]+/), i, n = 0;
         for (i = 0; i < parts.length; i++) {
-            if (parts[i].length >= 3) {
+            if (/^[A-Za-z][a-z]{2,}$/.test(parts[i])) {
                 n++;
             }
         }
         return n;
+    }
+
+    // True for "1234", "abcdef", "qwerty", "9876" and the like: a run along a row, either way.
+    function isRun(pw) {
+        var lower = pw.replace(/[\W_]+$/, '').toLowerCase(), i;
+        for (i = 0; i < RUNS.length && lower.length >= 3; i++) {
+            if (RUNS[i].indexOf(lower) >= 0 || RUNS[i].split('').reverse().join('').indexOf(lower) >= 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     // A rough entropy estimate: character classes times length, discounted for repeats,
@@ -119,7 +133,7 @@
         } else if (words >= 4) {
             bits = Math.max(bits * 0.6, words * 10);
         }
-        if (COMMON.test(pw) || /^(.)\1+$/.test(pw) || /^(0123|1234|abcd|qwer)/i.test(pw)) {
+        if (COMMON.test(pw) || isRun(pw) || /^(.)\1+$/.test(pw)) {
             bits = Math.min(bits, 10);
         }
         score = bits < 28 ? 0 : bits < 45 ? 1 : bits < 60 ? 2 : bits < 80 ? 3 : 4;
