@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections import defaultdict
 
@@ -218,6 +219,23 @@ async def test_a_reader_that_stops_reading_is_cut_off_not_buffered_forever(make_
         pass
     assert stalled.close_code == 4008
     assert (await health(server_url))["sessions"] == 2  # still a member: it may reconnect and resume
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_websocket_offering_compression_gets_plain_frames_and_every_event(make_client, server_url):
+    alice, bob = await room_of(make_client, "Deflate", {"alice": "ws", "bob": "ws"})
+    req = HTTPRequest(bob.api.ws_url, network_interface=bob.api.source_address)
+    conn = await websocket_connect(req, compression_options={})  # offers permessage-deflate
+    assert "Sec-WebSocket-Extensions" not in conn.headers  # ciphertext does not compress: declined
+    await conn.write_message(json.dumps({"type": "hello", "token": bob.api.token, "cursor": bob.cursor}))
+    sent = [await alice.send_text(f"plain frame {i}") for i in range(20)]
+    seen = []
+    while len(seen) < 20:
+        ev = json.loads(await asyncio.wait_for(conn.read_message(), 10))
+        if ev.get("type") == "msg":
+            seen.append(json.loads(base64.urlsafe_b64decode(ev["env"]["h"] + "==="))["id"])
+    assert seen == sent
+    conn.close()
 
 
 # The presence timeout outlasts the ping timeout and Tornado's 5 s close wait, so the removal time
