@@ -58,6 +58,8 @@ class Session:
     polls: int = 0
     # The hub waiter of this session's one waiting long-poll; a newer poll releases it.
     poll_waiter: Optional[asyncio.Future] = None
+    # How far this session's long-poll answers reached; a poll from before it is a resume.
+    poll_cursor: int = 0
 
     @property
     def key(self) -> str:

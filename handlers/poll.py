@@ -36,6 +36,10 @@ class PollEventsHandler(SessionHandler):
             raise ChatError("bad_frame", "Field 'cursor' must be a whole number.")
         welcome = body.get("welcome") is True
         session, rooms = self.session, self.rooms
+        if welcome or cursor < session.poll_cursor:
+            # A resume or a fresh member list costs what a WebSocket reconnect costs, so a loop of
+            # them cannot make the server replay its buffer or member list without bound.
+            rooms.connections.take(self.client_address)
         hub = rooms.room_of(session).hub
         gap, events = rooms.resume(session, cursor)
         session.transport = "poll"
@@ -66,6 +70,7 @@ class PollEventsHandler(SessionHandler):
         finally:
             session.polls -= 1
             session.last_seen = rooms.clock()
+        session.poll_cursor = max(session.poll_cursor, hub.seq)
         parts = [b'{"cursor":%d' % hub.seq]
         if gap is not None or welcome:
             parts.append(b',"welcome":' + encode(rooms.welcome(session)).encode("utf-8"))

@@ -10,6 +10,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from chat.client.errors import ServerRefused
 from chat.client.http import HttpApi
 from chat.config import Rate, Settings
 
@@ -273,3 +274,30 @@ async def test_a_poll_asking_for_welcome_answers_at_once_in_a_quiet_room(make_cl
     assert [ev["type"] for ev in data["events"]] == ["joined"] and data["cursor"] == data["welcome"]["cursor"]
     data = await api.call("/api/poll/events", "POST", {"cursor": data["cursor"], "welcome": True}, timeout=5)
     assert data["events"] == [] and data["welcome"]["members"] == ["alice", "bob", "carol"]
+
+
+@with_settings(connect_rate=Rate(8, 60))
+@pytest.mark.gen_test(timeout=60)
+async def test_polls_that_refetch_cost_a_reconnect_and_polls_that_advance_cost_nothing(make_client, server_url,
+                                                                                       settings):
+    (alice,) = await room_of(make_client, "Refetch", {"alice": "ws"})
+    bob, api = await hand_polled(make_client, server_url, "refetch", "bob")
+    start = bob.cursor
+    # A member that keeps reading along, however busy the room, is never throttled.
+    cursor = start
+    for i in range(30):
+        await alice.send_text(f"news {i}")
+        data = await api.call("/api/poll/events", "POST", {"cursor": cursor}, timeout=5)
+        assert data["events"] and data["cursor"] > cursor
+        cursor = data["cursor"]
+    # Asking again from the start replays the buffer each time: it is charged like a reconnect,
+    # so a loop of it is refused, typed, with a time to retry.
+    with pytest.raises(ServerRefused) as info:
+        for _ in range(20):
+            data = await api.call("/api/poll/events", "POST", {"cursor": start}, timeout=5)
+            assert len(data["events"]) == 30
+    assert info.value.code == "rate_limited" and info.value.retry_after > 0
+    # Reading along from where it was still works: the refusal only stops the replay loop.
+    await alice.send_text("still here")
+    data = await api.call("/api/poll/events", "POST", {"cursor": cursor}, timeout=5)
+    assert len(data["events"]) == 1
