@@ -40,6 +40,13 @@
         'timber', 'toast', 'tomato', 'topaz', 'torch'
     ];
     var LABELS = ['Too weak', 'Weak', 'Fair', 'Good', 'Strong'];
+    var LISTED = {};
+    (function () {
+        var i;
+        for (i = 0; i < WORDS.length; i++) {
+            LISTED[WORDS[i]] = true;
+        }
+    }());
 
     function randomSource() {
         var c = root.crypto || root.msCrypto;
@@ -90,6 +97,18 @@
         return n;
     }
 
+    // How many words pw has when every one is from the generator's list, else 0: such a
+    // passphrase holds exactly 8 bits a word, whoever typed it.
+    function listedWords(pw) {
+        var parts = pw.toLowerCase().split(/[\s\-_.]+/), i;
+        for (i = 0; i < parts.length; i++) {
+            if (!LISTED.hasOwnProperty(parts[i])) {
+                return 0;
+            }
+        }
+        return parts.length;
+    }
+
     // True for "1234", "abcdef", "qwerty", "9876" and the like: a run along a row, either way.
     function isRun(pw) {
         var lower = pw.replace(/[\W_]+$/, '').toLowerCase(), i;
@@ -102,9 +121,10 @@
     }
 
     // A rough entropy estimate: character classes times length, discounted for repeats,
-    // sequences and well-known passwords; lower-case passphrases count about 10 bits a word.
+    // sequences and well-known passwords; the generator's own passphrases count exactly 8 bits a
+    // word, other lower-case passphrases about 10.
     function strength(pw) {
-        var pool = 0, bits, unique = {}, u = 0, i, words, score;
+        var pool = 0, bits, unique = {}, u = 0, i, words, listed, score;
         if (!pw) {
             return {score: 0, bits: 0, label: LABELS[0]};
         }
@@ -128,7 +148,10 @@
         }
         bits = Math.log(Math.max(pool, 2)) / Math.LN2 * Math.min(pw.length, u * 2);
         words = looksLikePassphrase(pw);
-        if (/^[a-z]+([\s\-_.][a-z]+){3,}$/.test(pw)) {
+        listed = listedWords(pw);
+        if (listed) {
+            bits = listed * 8;
+        } else if (/^[a-z]+([\s\-_.][a-z]+){3,}$/.test(pw)) {
             bits = Math.min(bits, words * 10);
         } else if (words >= 4) {
             bits = Math.max(bits * 0.6, words * 10);
