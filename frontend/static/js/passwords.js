@@ -40,6 +40,7 @@
         'timber', 'toast', 'tomato', 'topaz', 'torch'
     ];
     var LABELS = ['Too weak', 'Weak', 'Fair', 'Good', 'Strong'];
+    var SEPARATORS = /[\s\-_.]+/;
     var LISTED = {};
     (function () {
         var i;
@@ -88,7 +89,7 @@
     }
 
     function looksLikePassphrase(pw) {
-        var parts = pw.split(/[\s\-_.]+/), i, n = 0;
+        var parts = pw.split(SEPARATORS), i, n = 0;
         for (i = 0; i < parts.length; i++) {
             if (/^[A-Za-z][a-z]{2,}$/.test(parts[i])) {
                 n++;
@@ -100,7 +101,7 @@
     // How many words pw has when every one is from the generator's list, else 0: such a
     // passphrase holds exactly 8 bits a word, whoever typed it.
     function listedWords(pw) {
-        var parts = pw.toLowerCase().split(/[\s\-_.]+/), i;
+        var parts = pw.toLowerCase().split(SEPARATORS), i;
         for (i = 0; i < parts.length; i++) {
             if (!LISTED.hasOwnProperty(parts[i])) {
                 return 0;
