@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections import defaultdict
 
@@ -10,6 +9,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from chat.client import crypto
 from chat.client.errors import ServerRefused
 from chat.client.http import HttpApi
 from chat.config import Rate, Settings
@@ -234,7 +234,7 @@ async def test_a_websocket_offering_compression_gets_plain_frames_and_every_even
     while len(seen) < 20:
         ev = json.loads(await asyncio.wait_for(conn.read_message(), 10))
         if ev.get("type") == "msg":
-            seen.append(json.loads(base64.urlsafe_b64decode(ev["env"]["h"] + "==="))["id"])
+            seen.append(json.loads(crypto.unb64u(ev["env"]["h"]))["id"])
     assert seen == sent
     conn.close()
 
