@@ -27,6 +27,7 @@ from chat.client.room import RoomClient
 from . import loghygiene
 from .conftest import FAST_ITER, REPO
 from .test_core_flow import next_of
+from .test_delivery import room_of
 
 CLIENT = [sys.executable, "-m", "chat.client"]
 LOGS: List[pathlib.Path] = []
@@ -361,10 +362,7 @@ async def texts_until(client: RoomClient, last: str, timeout: float = 20) -> Lis
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_frame_lost_in_a_connection_drop_is_resent(make_client):
-    alice = make_client("Lossy", "alice", "pw")
-    await alice.create(iterations=FAST_ITER)
-    bob = make_client("lossy", "bob", "pw")
-    await bob.join()
+    alice, bob = await room_of(make_client, "Lossy", {"alice": "ws", "bob": "ws"})
     await next_of(alice, "joined")
     stream = alice.transport._conn.protocol.stream
 
@@ -384,10 +382,7 @@ async def test_a_frame_lost_in_a_connection_drop_is_resent(make_client):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_reconnect_resends_nothing_the_server_already_relayed(make_client):
-    alice = make_client("Steady", "alice", "pw")
-    await alice.create(iterations=FAST_ITER)
-    bob = make_client("steady", "bob", "pw")
-    await bob.join()
+    alice, bob = await room_of(make_client, "Steady", {"alice": "ws", "bob": "ws"})
     await next_of(alice, "joined")
     for i in range(5):
         await alice.send_text(f"before the drop {i}")
