@@ -11,16 +11,19 @@ from .base import BaseHandler
 # Loaded on demand by sealcrypto.js: the pure-JavaScript fallback and the key-derivation Worker.
 VENDOR_SCRIPT = "vendor/forge-1.4.3.min.js"
 WORKER_SCRIPT = "js/sealcrypto-worker.js"
+# X25519 and Ed25519 for sealcrypto.js on every browser: loaded eagerly, before it, by the pages
+# that hold session keys (chat and kiosk); the join pages only derive the admission keys.
+NACL_SCRIPT = "vendor/nacl-fast-1.0.3.min.js"
 # Scripts every page loads, in order; the page's own script comes last.
 COMMON_SCRIPTS = ("js/dom.js", "js/api.js", "js/session.js")
 PAGE_SCRIPTS = {
     "index": ("js/forms.js",),
     "create": ("js/sealcrypto.js", "js/passwords.js", "js/forms.js"),
     "login": ("js/sealcrypto.js", "js/forms.js"),
-    "chat": ("js/sealcrypto.js", "js/transport.js", "js/room.js", "js/emoji.js", "js/alerts.js",
+    "chat": (NACL_SCRIPT, "js/sealcrypto.js", "js/transport.js", "js/room.js", "js/emoji.js", "js/alerts.js",
              "js/chatview.js", "js/joincode.js", "js/idle.js"),
-    "kiosk": ("js/sealcrypto.js", "js/transport.js", "js/room.js", "js/joincode.js", "js/wakelock.js",
-              "js/kiosk.js"),
+    "kiosk": (NACL_SCRIPT, "js/sealcrypto.js", "js/transport.js", "js/room.js", "js/joincode.js",
+              "js/wakelock.js", "js/kiosk.js"),
 }
 
 
