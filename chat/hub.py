@@ -3,6 +3,11 @@
 WebSocket sessions are pushed each event as it happens; long-poll sessions wait on a future and
 then read by cursor. A short buffer (seconds, bounded in count and bytes) lets a reconnecting
 member catch up; what has left the buffer is reported as a gap, never silently skipped.
+
+An event may be addressed to one session (a grant): it is numbered, buffered and counted like
+every event, but pushed, polled and replayed to that session only. Every other member's `seq`
+then jumps over it, and a gap is reported to a member only when something it would have been
+given has left the buffer.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable, Deque, Dict, List, Optional, Protocol, Set, Tuple
+from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Protocol, Set, Tuple
 
 
 class Connection(Protocol):
@@ -59,6 +64,16 @@ def encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
+class _Entry(NamedTuple):
+    seq: int
+    time: float
+    raw: bytes
+    to: Optional[str]  # the one session an addressed event is for; None: every member
+
+    def for_(self, session_id: Optional[str]) -> bool:
+        return self.to is None or self.to == session_id
+
+
 class Hub:
     def __init__(self, limits: BufferLimits, clock: Callable[[], float] = time.monotonic,
                  budget: Optional[BufferBudget] = None) -> None:
@@ -66,29 +81,53 @@ class Hub:
         self._limits = limits
         self._clock = clock
         self._budget = budget if budget is not None else BufferBudget()
-        self._buffer: Deque[Tuple[int, float, bytes]] = deque()
+        self._buffer: Deque[_Entry] = deque()
         self._bytes = 0
         self._pushed: Dict[str, Connection] = {}
-        self._waiters: Set[asyncio.Future] = set()
+        # Each waiting long-poll's future and the session it waits for (None: broadcasts only).
+        self._waiters: Dict[asyncio.Future, Optional[str]] = {}
+        # The newest dropped event for everyone, and per live session the newest dropped one
+        # addressed to it: a resume behind the buffer is a loss only when one of these is after it.
+        self._lost_all = 0
+        self._lost_to: Dict[str, int] = {}
+        self._addressees: Set[str] = set()
 
     # --- producing ---------------------------------------------------------------------
-    def publish(self, event: dict) -> int:
-        """Number, serialise (once) and fan out an event; returns its sequence number."""
+    def publish(self, event: dict, to: Optional[str] = None) -> int:
+        """Number, serialise (once) and fan out an event; returns its sequence number.
+
+        With `to` (a session id) the event is for that session alone: it takes a number like any
+        other, so the stream keeps one order, but nobody else is ever given it.
+        """
         self.seq += 1
         body = encode(event)
         raw = ('{"seq":%d,%s' % (self.seq, body[1:])).encode("utf-8")
         now = self._clock()
-        self._buffer.append((self.seq, now, raw))
+        self._buffer.append(_Entry(self.seq, now, raw, to))
         self._bytes += len(raw)
         self._budget.used += len(raw)
         self.trim(now)
         if self._budget.over:
             self._shed()
-        memo: Dict[str, bytes] = {}
-        for conn in list(self._pushed.values()):
-            conn.deliver(raw, memo)
-        self.wake()
+        if to is None:
+            memo: Dict[str, bytes] = {}
+            for conn in list(self._pushed.values()):
+                conn.deliver(raw, memo)
+        else:
+            conn = self._pushed.get(to)
+            if conn is not None:
+                conn.deliver(raw)
+        self.wake(to)
         return self.seq
+
+    def admit(self, session_id: str) -> None:
+        """Start keeping track of losses of events addressed to this session."""
+        self._addressees.add(session_id)
+
+    def forget(self, session_id: str) -> None:
+        """The session has ended: nothing addressed to it needs accounting for any more."""
+        self._addressees.discard(session_id)
+        self._lost_to.pop(session_id, None)
 
     def trim(self, now: Optional[float] = None) -> None:
         now = self._clock() if now is None else now
@@ -106,24 +145,32 @@ class Hub:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        size = len(self._buffer.popleft()[2])
+        entry = self._buffer.popleft()
+        size = len(entry.raw)
         self._bytes -= size
         self._budget.used -= size
+        if entry.to is None:
+            self._lost_all = entry.seq
+        elif entry.to in self._addressees:
+            self._lost_to[entry.to] = entry.seq
 
     # --- consuming ---------------------------------------------------------------------
-    def since(self, cursor: int) -> Tuple[Optional[Gap], List[bytes]]:
-        """Events after `cursor`, in order, and the gap before them if some are gone."""
+    def since(self, cursor: int, session_id: Optional[str] = None) -> Tuple[Optional[Gap], List[bytes]]:
+        """Events after `cursor` that are for `session_id`, in order, and the gap before them if
+        some it would have been given are gone. Without a session, broadcast events only."""
         if cursor >= self.seq:
             return None, []
         if not self._buffer:
             return Gap(cursor + 1, self.seq), []
-        first = self._buffer[0][0]
+        first = self._buffer[0].seq
         if cursor + 1 < first:
-            return Gap(cursor + 1, first - 1), [raw for _, _, raw in self._buffer]
+            lost = max(self._lost_all, self._lost_to.get(session_id, 0) if session_id is not None else 0)
+            gap = Gap(cursor + 1, first - 1) if lost > cursor else None
+            return gap, [e.raw for e in self._buffer if e.for_(session_id)]
         # Sequence numbers in the buffer are contiguous and end at self.seq: take the newest
         # `wanted` from the right, so a poll costs what it returns, not what the buffer holds.
         wanted = self.seq - cursor
-        out = [raw for _, _, raw in islice(reversed(self._buffer), wanted)]
+        out = [e.raw for e in islice(reversed(self._buffer), wanted) if e.for_(session_id)]
         out.reverse()
         return None, out
 
@@ -140,20 +187,27 @@ class Hub:
     def connection(self, session_id: str) -> Optional[Connection]:
         return self._pushed.get(session_id)
 
-    def waiter(self) -> asyncio.Future:
-        """A future resolved at the next event (or wake-up); discard it when done waiting."""
+    def waiter(self, session_id: Optional[str] = None) -> asyncio.Future:
+        """A future resolved at the next event for `session_id` (or a wake-up); discard it when
+        done waiting. An event addressed to another session does not wake it."""
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.add(fut)
+        self._waiters[fut] = session_id
         return fut
 
     def discard(self, fut: asyncio.Future) -> None:
-        self._waiters.discard(fut)
+        self._waiters.pop(fut, None)
         if not fut.done():
             fut.cancel()
 
-    def wake(self) -> None:
-        waiters, self._waiters = self._waiters, set()
-        for fut in waiters:
+    def wake(self, to: Optional[str] = None) -> None:
+        """Resolve the waiters an event for `to` concerns: all of them for a broadcast (None)."""
+        if to is None:
+            woken, self._waiters = list(self._waiters), {}
+        else:
+            woken = [fut for fut, sid in self._waiters.items() if sid == to]
+            for fut in woken:
+                del self._waiters[fut]
+        for fut in woken:
             if not fut.done():
                 fut.set_result(None)
 
@@ -171,4 +225,6 @@ class Hub:
         self._budget.used -= self._bytes
         self._bytes = 0
         self._pushed.clear()
+        self._lost_to.clear()
+        self._addressees.clear()
         self.wake()

@@ -53,7 +53,7 @@ class PollEventsHandler(SessionHandler):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                fut = hub.waiter()
+                fut = hub.waiter(session.session_id)
                 session.poll_waiter = fut
                 self._waiting = (hub, fut)
                 await asyncio.wait([fut], timeout=remaining)
