@@ -66,6 +66,7 @@ class Settings:
     buffer_bytes: int = 32 * 1024 * 1024
     buffer_total_bytes: int = 256 * 1024 * 1024  # all rooms together
     idle_timeout: float = 600.0  # browser pages leave the room after this long without input; 0: never
+    kick_ban: float = 600.0  # a member the host removed stays out (name and address) this long; 0: not at all
     # throttles
     join_failures: Rate = field(default_factory=lambda: Rate(5, 660))
     room_join_failures: Rate = field(default_factory=lambda: Rate(30, 660))
@@ -162,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     tim.add_argument("--idle-timeout", type=_non_negative_float, default=d.idle_timeout,
                      help="browser pages without user input this long warn, then leave the room and "
                           "wipe the tab (shared devices); 0 disables")
+    tim.add_argument("--kick-ban", type=_non_negative_float, default=d.kick_ban,
+                     help="a member the host removed may not rejoin the room under that username, nor "
+                          "from that address (an IPv6 /64; username only with --allow-shared-address), "
+                          "for this long; 0 lets them rejoin at once")
     thr = p.add_argument_group("throttles (N/SECONDS)")
     thr.add_argument("--join-failures", type=parse_rate, default=d.join_failures,
                      help="failed joins allowed per client address")

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Union
 
+from . import names
 from .config import Settings
 from .errors import ChatError
 
@@ -19,6 +20,12 @@ TAG_BYTES = 16
 MAX_HEADER_CHARS = 2048
 MAX_REF_CHARS = 64
 MAX_CURSOR = 2**53
+SIG_BYTES = 64  # Ed25519 signature on envelopes, chunks, announcements and grants
+TAG32_BYTES = 32  # the announcement's HMAC-SHA256 tag
+GRANT_NONCE_BYTES = 12
+GRANT_KEY_BYTES = 48  # a 32-byte epoch key sealed with AES-GCM (16-byte tag)
+MAX_ANNOUNCE_CHARS = 1024
+MAX_GRANT_CHARS = 16384
 
 
 @dataclass(frozen=True)
@@ -26,10 +33,12 @@ class FrameLimits:
     max_frame_bytes: int
     max_text_bytes: int
     max_chunks: int
+    max_members: int = Settings.max_members  # most grants one frame may hold
 
     @classmethod
     def from_settings(cls, s: Settings) -> "FrameLimits":
-        return cls(s.max_frame_bytes, s.max_text_bytes, max(1, math.ceil(s.max_file_bytes / CHUNK_BYTES)))
+        return cls(s.max_frame_bytes, s.max_text_bytes, max(1, math.ceil(s.max_file_bytes / CHUNK_BYTES)),
+                   s.max_members)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,30 @@ def _b64u_len(value: object, name: str, ref: Optional[str]) -> int:
     if not isinstance(value, str) or not _B64U.match(value) or len(value) % 4 == 1:
         raise ChatError("bad_frame", f"Field {name!r} must be base64url without padding.", ref=ref)
     return len(value) * 3 // 4
+
+
+def _exact(value: object, name: str, size: int, what: str, ref: Optional[str]) -> str:
+    """A base64url field that must decode to exactly `size` bytes (a nonce, tag or signature)."""
+    if _b64u_len(value, name, ref) != size:
+        raise ChatError("bad_frame", f"Field {name!r} must be a {size}-byte {what}.", ref=ref)
+    return value  # type: ignore[return-value]
+
+
+def _bounded(value: object, name: str, limit: int, ref: Optional[str]) -> str:
+    """A non-empty base64url field of at most `limit` characters (an announcement or grant body)."""
+    if isinstance(value, str) and len(value) > limit:
+        raise ChatError("too_large", f"Field {name!r} may be at most {limit} characters.", ref=ref)
+    if _b64u_len(value, name, ref) == 0:
+        raise ChatError("bad_frame", f"Field {name!r} is empty.", ref=ref)
+    return value  # type: ignore[return-value]
+
+
+def _user(value: object, name: str, ref: Optional[str]) -> str:
+    """A username as a frame field: the same rules as at join, refused as a bad frame."""
+    try:
+        return names.username(value)
+    except ChatError as exc:
+        raise ChatError("bad_frame", f"Field {name!r}: {exc.message}", ref=ref) from None
 
 
 def _int(value: object, name: str, ref: Optional[str], low: int, high: int) -> int:
@@ -63,8 +96,8 @@ def _only(obj: dict, allowed: set, ref: Optional[str]) -> None:
 
 def _env(value: object, limits: FrameLimits, ref: Optional[str]) -> dict:
     if not isinstance(value, dict):
-        raise ChatError("bad_frame", "Field 'env' must be an object with h, n and c.", ref=ref)
-    _only(value, {"h", "n", "c"}, ref)
+        raise ChatError("bad_frame", "Field 'env' must be an object with h, n, c and s.", ref=ref)
+    _only(value, {"h", "n", "c", "s"}, ref)
     h, n, c = value.get("h"), value.get("n"), value.get("c")
     if isinstance(h, str) and len(h) > MAX_HEADER_CHARS:
         raise ChatError("too_large", "The envelope header is too long.", ref=ref)
@@ -77,7 +110,8 @@ def _env(value: object, limits: FrameLimits, ref: Optional[str]) -> dict:
         raise ChatError("bad_frame", "Field 'env.c' is too short to hold a tag.", ref=ref)
     if size > limits.max_text_bytes + TAG_BYTES:
         raise ChatError("too_large", f"A message may hold at most {limits.max_text_bytes} bytes.", ref=ref)
-    return {"h": h, "n": n, "c": c}
+    sig = _exact(value.get("s"), "env.s", SIG_BYTES, "signature", ref)
+    return {"h": h, "n": n, "c": c, "s": sig}
 
 
 def _check_hello(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
@@ -93,7 +127,7 @@ def _check_msg(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
 
 
 def _check_chunk(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
-    _only(obj, {"type", "ref", "file", "i", "n", "c"}, ref)
+    _only(obj, {"type", "ref", "file", "i", "n", "c", "s"}, ref)
     if _b64u_len(obj.get("file"), "file", ref) != 16:
         raise ChatError("bad_frame", "Field 'file' must be a 16-byte file id.", ref=ref)
     if isinstance(obj.get("n"), int) and not isinstance(obj.get("n"), bool) and obj["n"] > limits.max_chunks:
@@ -105,7 +139,46 @@ def _check_chunk(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
         raise ChatError("bad_frame", "Field 'c' is too short to hold a tag.", ref=ref)
     if size > CHUNK_BYTES + TAG_BYTES:
         raise ChatError("too_large", f"A file chunk may hold at most {CHUNK_BYTES} bytes.", ref=ref)
-    return {"file": obj["file"], "i": i, "n": n, "c": obj["c"]}
+    sig = _exact(obj.get("s"), "s", SIG_BYTES, "signature", ref)
+    return {"file": obj["file"], "i": i, "n": n, "c": obj["c"], "s": sig}
+
+
+def _check_announce(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    _only(obj, {"type", "ref", "a", "t", "s"}, ref)
+    a = _bounded(obj.get("a"), "a", MAX_ANNOUNCE_CHARS, ref)
+    return {"a": a, "t": _exact(obj.get("t"), "t", TAG32_BYTES, "tag", ref),
+            "s": _exact(obj.get("s"), "s", SIG_BYTES, "signature", ref)}
+
+
+def _grant(value: object, index: int, ref: Optional[str]) -> dict:
+    where = f"grants[{index}]"
+    if not isinstance(value, dict):
+        raise ChatError("bad_frame", f"Field {where!r} must be an object with to, g, n, c and s.", ref=ref)
+    _only(value, {"to", "g", "n", "c", "s"}, ref)
+    return {"to": _user(value.get("to"), where + ".to", ref),
+            "g": _bounded(value.get("g"), where + ".g", MAX_GRANT_CHARS, ref),
+            "n": _exact(value.get("n"), where + ".n", GRANT_NONCE_BYTES, "nonce", ref),
+            "c": _exact(value.get("c"), where + ".c", GRANT_KEY_BYTES, "sealed key", ref),
+            "s": _exact(value.get("s"), where + ".s", SIG_BYTES, "signature", ref)}
+
+
+def _check_grant(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    """One rekey: a grant for each recipient, each addressed to one member by name, once."""
+    _only(obj, {"type", "ref", "grants"}, ref)
+    grants = obj.get("grants")
+    if not isinstance(grants, list) or not grants:
+        raise ChatError("bad_frame", "Field 'grants' must be a non-empty list.", ref=ref)
+    if len(grants) > limits.max_members:
+        raise ChatError("too_large", f"A grant frame may hold at most {limits.max_members} grants.", ref=ref)
+    out = [_grant(g, i, ref) for i, g in enumerate(grants)]
+    if len({names.username_key(g["to"]) for g in out}) != len(out):
+        raise ChatError("bad_frame", "Field 'grants' names a member more than once.", ref=ref)
+    return {"grants": out}
+
+
+def _check_kick(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
+    _only(obj, {"type", "ref", "user"}, ref)
+    return {"user": _user(obj.get("user"), "user", ref)}
 
 
 def _check_bare(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
@@ -113,7 +186,8 @@ def _check_bare(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
     return {}
 
 
-_CHECKS = {"hello": _check_hello, "msg": _check_msg, "chunk": _check_chunk,
+_CHECKS = {"hello": _check_hello, "msg": _check_msg, "chunk": _check_chunk, "announce": _check_announce,
+           "grant": _check_grant, "kick": _check_kick, "lock": _check_bare, "unlock": _check_bare,
            "leave": _check_bare, "ping": _check_bare}
 
 

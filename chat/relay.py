@@ -7,7 +7,8 @@ from .errors import ChatError
 from .protocol import Frame
 from .rooms import RoomTable, Session
 
-_ENDED = "This session has ended; join the room again."
+# Frames relayed to every member as they are, with the server-attested sender added.
+_RELAYED = {"msg", "chunk"}
 
 
 def charge(table: RoomTable, session: Session, size: int) -> None:
@@ -15,8 +16,7 @@ def charge(table: RoomTable, session: Session, size: int) -> None:
 
     Every frame pays, pings and malformed ones included, so no kind of frame is free to flood with.
     """
-    if not table.is_live(session):
-        raise ChatError("session_ended", _ENDED)
+    table.check_live(session)
     sid = session.session_id
     table.frames.check(sid)
     table.bytes.check(sid, size)
@@ -26,17 +26,26 @@ def charge(table: RoomTable, session: Session, size: int) -> None:
 
 def dispatch(table: RoomTable, session: Session, frame: Frame) -> Optional[dict]:
     """Act on one frame already paid for with charge(); returns a reply for this session only (or None)."""
-    if not table.is_live(session):  # a frame that arrives after its session ended is never relayed
-        raise ChatError("session_ended", _ENDED, ref=frame.ref)
-    kind = frame.type
+    room = table.check_live(session, frame.ref)  # a frame that arrives after its session ended is never relayed
+    kind, fields, ref = frame.type, frame.fields, frame.ref
     if kind == "ping":
         return {"type": "pong"}
     if kind == "leave":
         table.leave(session, "leave")
-        return None
-    if kind == "hello":
-        raise ChatError("bad_frame", "This connection is already authenticated.", ref=frame.ref)
-    event = {"type": kind, "from": session.username}
-    event.update(frame.fields)
-    table.room_of(session).hub.publish(event)
+    elif kind == "hello":
+        raise ChatError("bad_frame", "This connection is already authenticated.", ref=ref)
+    elif kind in _RELAYED:
+        event = {"type": kind, "from": session.username}
+        event.update(fields)
+        room.hub.publish(event)
+    elif kind == "announce":
+        table.announce(session, fields)
+    elif kind == "grant":
+        table.grant(session, fields["grants"], ref)
+    elif kind == "kick":
+        table.kick(session, fields["user"], ref)
+    elif kind in ("lock", "unlock"):
+        table.set_locked(session, kind == "lock", ref)
+    else:  # the schema knows a type this dispatch does not: a server bug, refused rather than relayed
+        raise ChatError("unknown_type", f"Frame type {kind!r} is not handled.", ref=ref)
     return None

@@ -1,7 +1,8 @@
 """RoomTable: the one in-process table of rooms, their members and their credentials.
 
 It enforces one session per client address per room, checks join verifiers in constant time,
-validates session tokens, and deletes everything of a room when its last member leaves.
+validates session tokens, enforces the host's actions (grants, removal, lock), and deletes
+everything of a room (its bans and lock included) when its last member leaves.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,12 +22,16 @@ from . import names
 from .addresses import throttle_key
 from .config import Settings
 from .errors import ChatError
-from .hub import BufferBudget, BufferLimits, Gap, Hub
+from .hub import BufferBudget, BufferLimits, Gap, Hub, encode
 from .joincodes import JoinCode
 from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
 from .ratelimit import Throttle
 from .securitylog import record
 from .sessions import Claims, TokenSigner, new_session_id
+
+_ENDED = "This session has ended; join the room again."
+_REMOVED = "The room's host removed you from this room."
+CLOSE_ENDED, CLOSE_REMOVED = 4002, 4003
 
 _B64U = re.compile(r"^[A-Za-z0-9_-]*$")
 
@@ -46,6 +53,15 @@ def verifier_for(auth_key: bytes) -> bytes:
     return hashlib.sha256(b"sealchat/v1/verifier\0" + auth_key).digest()
 
 
+def _b64u(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def new_resume_key() -> str:
+    """32 random bytes for one session: the browser's reload vault opens only with them."""
+    return _b64u(os.urandom(32))
+
+
 @dataclass(eq=False, slots=True)
 class Session:
     session_id: str
@@ -60,6 +76,10 @@ class Session:
     poll_waiter: Optional[asyncio.Future] = None
     # How far this session's long-poll answers reached; a poll from before it is a resume.
     poll_cursor: int = 0
+    # Drawn once per session; handed out only to a request whose token checked from its address.
+    resume_key: str = field(default_factory=new_resume_key)
+    # The session's latest announcement {"from", "a", "t", "s"}: one per session, fields bounded.
+    announcement: Optional[dict] = None
 
     @property
     def key(self) -> str:
@@ -76,11 +96,31 @@ class Room:
     verifier: bytes
     hub: Hub
     join_code: Optional[JoinCode] = None
+    # In join order, which is also the order of succession: the first member is the host.
     members: Dict[str, Session] = field(default_factory=dict)
     by_sid: Dict[str, Session] = field(default_factory=dict)
+    locked: bool = False
+    # Ban expiry times (table clock) keyed "user:<username key>" or "addr:<throttle key>".
+    bans: Dict[str, float] = field(default_factory=dict)
+    # Session ids the host removed, until their ban ends: their requests are told `removed`.
+    removed: Dict[str, float] = field(default_factory=dict)
 
     def usernames(self) -> List[str]:
         return [s.username for s in self.members.values()]
+
+    @property
+    def host(self) -> Optional[Session]:
+        """The member present longest; None only for a room being torn down."""
+        return next(iter(self.members.values()), None)
+
+    def keys(self) -> List[dict]:
+        """The latest announcement of every present member that sent one, in member order."""
+        return [s.announcement for s in self.members.values() if s.announcement is not None]
+
+    def forget_expired(self, now: float) -> None:
+        for table in (self.bans, self.removed):
+            for key in [k for k, until in table.items() if until <= now]:
+                del table[key]
 
 
 class RoomTable:
@@ -119,8 +159,8 @@ class RoomTable:
         room = self.rooms.get(rid)
         out: dict = {"room_id": rid, "exists": room is not None, "limits": self.limits()}
         if room is not None:
-            out.update(name=room.name, salt=base64.urlsafe_b64encode(room.salt).rstrip(b"=").decode(),
-                       kdf=room.kdf, iter=room.iterations, join_code=room.join_code is not None)
+            out.update(name=room.name, salt=_b64u(room.salt), kdf=room.kdf, iter=room.iterations,
+                       join_code=room.join_code is not None, locked=room.locked)
         else:
             out["name"] = names.display_room_name(name)
         if username is not None:
@@ -182,6 +222,9 @@ class RoomTable:
             if not room.join_code.verify(join_code):
                 self._failed_join(room, address, "wrong_join_code")
                 raise ChatError("wrong_join_code", "The join code is wrong or has expired.")
+        self._check_ban(room, user, address)
+        if room.locked:
+            raise ChatError("room_locked", "The room's host has locked this room; nobody new can join now.")
         if names.username_key(user) in room.members:
             raise ChatError("username_taken", "Someone in this room already uses this name.")
         if not self.settings.allow_shared_address and any(s.address == address for s in room.members.values()):
@@ -191,6 +234,22 @@ class RoomTable:
             raise ChatError("room_full", "This room has as many members as the server allows.")
         self._check_capacity()
         return self._admit(room, user, address)
+
+    def _ban_keys(self, username_key: str, address: str) -> List[str]:
+        """What a removal keeps out: the username, and the address unless addresses are shared."""
+        out = ["user:" + username_key]
+        if not self.settings.allow_shared_address:
+            out.append("addr:" + throttle_key(address))
+        return out
+
+    def _check_ban(self, room: Room, user: str, address: str) -> None:
+        now = self.clock()
+        until = max((room.bans.get(k, 0.0) for k in self._ban_keys(names.username_key(user), address)), default=0.0)
+        if until > now:
+            wait = max(1, math.ceil(until - now))
+            record("banned", address, room.room_id)
+            raise ChatError("banned", f"The room's host removed you; you may join again in {wait} seconds.",
+                            retry_after=wait)
 
     def _failed_join(self, room: Room, address: str, reason: str) -> None:
         self.join_failures_by_address.spend(address)
@@ -208,6 +267,7 @@ class RoomTable:
         session.floor = room.hub.seq
         room.members[session.key] = session
         room.by_sid[session.session_id] = session
+        room.hub.admit(session.session_id)
         self.session_count += 1
         token = self.signer.issue(Claims(room.room_id, user, session.session_id), address)
         return session, token
@@ -219,21 +279,32 @@ class RoomTable:
         room = self.rooms.get(claims.room_id)
         session = room.by_sid.get(claims.session_id) if room else None
         if session is None or session.username != claims.username:
-            raise ChatError("session_ended", "This session has ended; join the room again.")
+            raise self._ended(room, claims.session_id)
         return session
+
+    def _ended(self, room: Optional[Room], session_id: str, ref: Optional[str] = None) -> ChatError:
+        """Why a session is not live: removed by the host (while its ban lasts), or just ended."""
+        if room is not None and room.removed.get(session_id, 0.0) > self.clock():
+            return ChatError("removed", _REMOVED, ref=ref)
+        return ChatError("session_ended", _ENDED, ref=ref)
+
+    def check_live(self, session: Session, ref: Optional[str] = None) -> Room:
+        """The session's room, or the typed refusal a session that has ended gets."""
+        room = self.rooms.get(session.room_id)
+        if room is None or room.by_sid.get(session.session_id) is not session:
+            raise self._ended(room, session.session_id, ref)
+        return room
 
     def room_of(self, session: Session) -> Room:
         return self.rooms[session.room_id]
 
     def resume(self, session: Session, cursor: int) -> Tuple[Optional[Gap], List[bytes]]:
-        """What a live session missed after `cursor` (never before it joined), for every transport."""
-        room = self.rooms.get(session.room_id)
-        if room is None or room.by_sid.get(session.session_id) is not session:
-            raise ChatError("session_ended", "This session has ended; join the room again.")
-        hub = room.hub
+        """What a live session missed after `cursor` (never before it joined, never another
+        session's addressed events), for every transport."""
+        hub = self.check_live(session).hub
         if cursor > hub.seq:
             raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
-        return hub.since(max(cursor, session.floor))
+        return hub.since(max(cursor, session.floor), session.session_id)
 
     def release_poll(self, session: Session) -> None:
         """Answer the session's waiting long-poll now, so a session never holds more than one."""
@@ -241,38 +312,120 @@ class RoomTable:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def admitted(self, session: Session, token: str) -> dict:
+        """The answer to a create or join: the room as the new member starts in it."""
+        room = self.room_of(session)
+        host = room.host
+        return {"room_id": room.room_id, "name": room.name, "username": session.username, "token": token,
+                "cursor": session.floor, "members": room.usernames(), "host": host.username if host else None,
+                "locked": room.locked, "join_code": room.join_code is not None, "resume_key": session.resume_key,
+                "limits": self.limits()}
+
     def welcome(self, session: Session) -> dict:
         room = self.room_of(session)
+        host = room.host
         return {"type": "welcome", "room_id": room.room_id, "name": room.name, "you": session.username,
-                "members": room.usernames(), "cursor": room.hub.seq, "join_code": room.join_code is not None,
-                "limits": self.limits()}
+                "members": room.usernames(), "host": host.username if host else None, "locked": room.locked,
+                "keys": room.keys(), "cursor": room.hub.seq, "join_code": room.join_code is not None,
+                "resume_key": session.resume_key, "limits": self.limits()}
 
     def is_live(self, session: Session) -> bool:
         room = self.rooms.get(session.room_id)
         return room is not None and room.by_sid.get(session.session_id) is session
 
-    def leave(self, session: Session, reason: str = "leave") -> None:
-        """End a session now; the last one out deletes the room and everything in it."""
+    def leave(self, session: Session, reason: str = "leave", by: Optional[str] = None) -> None:
+        """End a session now; the last one out deletes the room and everything in it.
+
+        `reason` is leave, timeout or kicked (then `by` names the host). When the host goes,
+        the next member in join order becomes host and everyone is told.
+        """
         room = self.rooms.get(session.room_id)
         if room is None or room.by_sid.get(session.session_id) is not session:
             return
+        was_host = room.host is session
         del room.members[session.key]
         del room.by_sid[session.session_id]
         self.session_count -= 1
         self.frames.forget(session.session_id)
         self.bytes.forget(session.session_id)
+        room.hub.forget(session.session_id)
         conn = room.hub.connection(session.session_id)
         if room.members:
-            room.hub.publish({"type": "left", "user": session.username, "reason": reason})
+            left = {"type": "left", "user": session.username, "reason": reason}
+            if by is not None:
+                left["by"] = by
+            room.hub.publish(left)
+            if was_host:
+                room.hub.publish({"type": "host", "user": room.host.username})  # type: ignore[union-attr]
         else:
             del self.rooms[room.room_id]
             self.join_failures_by_room.forget(room.room_id)  # a new room of this name starts afresh
             room.join_code = None
+            room.bans.clear()
+            room.removed.clear()
             room.hub.close()
         if conn is not None:
             room.hub.detach(session.session_id, conn)
-            conn.end(4002, "session ended")
+            if reason == "kicked":
+                conn.deliver(encode(ChatError("removed", _REMOVED).to_dict()).encode("utf-8"))
+                conn.end(CLOSE_REMOVED, "removed by the host")
+            else:
+                conn.end(CLOSE_ENDED, "session ended")
         room.hub.wake()
+
+    # --- the host's actions and what members say about themselves ---------------------
+    def _host_only(self, session: Session, ref: Optional[str]) -> Room:
+        room = self.check_live(session, ref)
+        if room.host is not session:
+            record("not_host", session.address, room.room_id)
+            raise ChatError("not_host", "Only the room's host can do this.", ref=ref)
+        return room
+
+    def announce(self, session: Session, fields: dict) -> None:
+        """Keep the session's latest announcement (for newcomers' welcome) and relay it to all."""
+        room = self.check_live(session)
+        ann = {"from": session.username, "a": fields["a"], "t": fields["t"], "s": fields["s"]}
+        session.announcement = ann
+        room.hub.publish(dict(ann, type="announce"))
+
+    def grant(self, session: Session, grants: List[dict], ref: Optional[str] = None) -> int:
+        """Deliver each grant of one rekey to its addressee alone; returns how many went out.
+
+        A grant for someone not (or no longer) in the room, or for the host itself, is skipped:
+        a rekey crossing a departure is normal, not an error.
+        """
+        room = self._host_only(session, ref)
+        sent = 0
+        for g in grants:
+            target = room.members.get(names.username_key(g["to"]))
+            if target is None or target is session:
+                continue
+            room.hub.publish({"type": "grant", "from": session.username, "to": target.username,
+                              "g": g["g"], "n": g["n"], "c": g["c"], "s": g["s"]}, to=target.session_id)
+            sent += 1
+        return sent
+
+    def kick(self, session: Session, user: str, ref: Optional[str] = None) -> None:
+        """The host removes a member: its session ends now, and its name and address stay out."""
+        room = self._host_only(session, ref)
+        target = room.members.get(names.username_key(user))
+        if target is None or target is session:
+            raise ChatError("not_member", "There is no other member of this room by that name.", ref=ref)
+        now, ban = self.clock(), self.settings.kick_ban
+        if ban > 0:
+            for key in self._ban_keys(target.key, target.address):
+                room.bans[key] = max(now + ban, room.bans.get(key, 0.0))
+        # Its requests are told why for the ban, and at least as long as a poll may be in flight.
+        room.removed[target.session_id] = now + max(ban, self.settings.presence_timeout)
+        self.leave(target, "kicked", by=session.username)
+
+    def set_locked(self, session: Session, locked: bool, ref: Optional[str] = None) -> None:
+        """The host locks (no new joins) or unlocks the room; a change is told to everyone."""
+        room = self._host_only(session, ref)
+        if room.locked == locked:
+            return
+        room.locked = locked
+        room.hub.publish({"type": "locked" if locked else "unlocked", "by": session.username})
 
     def sessions(self) -> Iterator[Session]:
         for room in list(self.rooms.values()):
@@ -287,6 +440,7 @@ class RoomTable:
                 self.leave(session, "timeout")
         for room in self.rooms.values():
             room.hub.trim(now)
+            room.forget_expired(now)
         for throttle in (self.join_failures_by_address, self.join_failures_by_room, self.creations,
                          self.connections, self.frames, self.bytes):
             throttle.sweep()

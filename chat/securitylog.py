@@ -9,7 +9,8 @@ log = logging.getLogger("sealchat.security")
 
 
 def record(reason: str, address: str, room: str = "") -> None:
-    """Log a refused token, throttle, origin or XSRF check: when, from where, which room, why."""
+    """Log a refused token, throttle, origin or XSRF check, a host action by a member who is not
+    the host, or a join by someone the host removed: when, from where, which room, why."""
     log.warning(json.dumps({
         "event": "security",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -2,16 +2,8 @@
 from __future__ import annotations
 
 from chat.errors import ChatError
-from chat.rooms import Session
 
 from .base import BaseHandler, SessionHandler
-
-
-def _admitted(handler: BaseHandler, session: Session, token: str) -> dict:
-    room = handler.rooms.room_of(session)
-    return {"room_id": room.room_id, "name": room.name, "username": session.username, "token": token,
-            "cursor": session.floor, "members": room.usernames(), "join_code": room.join_code is not None,
-            "limits": handler.rooms.limits()}
 
 
 class LookupHandler(BaseHandler):
@@ -31,7 +23,7 @@ class CreateHandler(BaseHandler):
             raise ChatError("bad_frame", "Field 'join_code' must be true or false.")
         session, token = self.rooms.create(body.get("room"), body.get("username"), address, body.get("salt"),
                                            body.get("kdf"), body.get("iter"), body.get("verifier"), join_code)
-        out = _admitted(self, session, token)
+        out = self.rooms.admitted(session, token)
         room = self.rooms.room_of(session)
         if room.join_code is not None:
             out["join_code_info"] = dict(room.join_code.current(), uri=room.join_code.uri(room.name))
@@ -45,7 +37,7 @@ class JoinHandler(BaseHandler):
         self.rooms.connections.take(address)
         session, token = self.rooms.join(body.get("room"), body.get("username"), address,
                                          body.get("auth_key"), body.get("join_code"))
-        self.write_json(_admitted(self, session, token))
+        self.write_json(self.rooms.admitted(session, token))
 
 
 class LeaveHandler(SessionHandler):

@@ -12,14 +12,16 @@ from chat.errors import ChatError
 from chat.hub import encode
 from chat.protocol import FrameLimits, parse_frame
 from chat.relay import charge, dispatch
-from chat.rooms import Session
+from chat.rooms import CLOSE_ENDED, CLOSE_REMOVED, Session
 
 from .base import SealchatMixin, same_origin
 
 HELLO_TIMEOUT = 10.0
 # A reader this far behind is cut off; it reconnects and resumes from its cursor (or sees a gap).
 MAX_PENDING_BYTES = 16 * 1024 * 1024
-CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_ENDED, CLOSE_TOO_SLOW = 4000, 4001, 4002, 4008
+CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_TOO_SLOW = 4000, 4001, 4008
+# Why a connection is closed after an error frame with this code; anything else keeps it open.
+CLOSE_AFTER = {"session_ended": CLOSE_ENDED, "removed": CLOSE_REMOVED}
 MEMO_KEY = "ws"  # where a publish's memo keeps the event framed for uncompressed WebSockets
 
 
@@ -119,8 +121,8 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.send(exc.to_dict())
             if exc.code == "rate_limited":
                 self.security_event(exc.code, session.room_id if session else "")
-            elif exc.code == "session_ended":  # a frame that crossed our close: nothing more to read
-                self.close(CLOSE_ENDED, "session ended")
+            elif exc.code in CLOSE_AFTER:  # a frame that crossed our close: nothing more to read
+                self.close(CLOSE_AFTER[exc.code], exc.code)
             return
         if reply is not None:
             self.send(reply)
@@ -133,7 +135,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         except ChatError as exc:
             self.security_event(exc.code)
             self.send(exc.to_dict())
-            self.close(CLOSE_REFUSED, exc.code)
+            self.close(CLOSE_REMOVED if exc.code == "removed" else CLOSE_REFUSED, exc.code)
             return
         gap, events = self.rooms.resume(session, fields["cursor"])
         self.session = session

@@ -212,7 +212,7 @@ async def test_a_reader_that_stops_reading_is_cut_off_not_buffered_forever(make_
     alice, bob = await room_of(make_client, "Slow", {"alice": "ws", "bob": "ws"})
     stalled = await websocket_connect(HTTPRequest(bob.api.ws_url, network_interface=bob.api.source_address))
     await stalled.write_message(json.dumps({"type": "hello", "token": bob.api.token, "cursor": bob.cursor}))
-    big = {"type": "chunk", "file": "A" * 22, "n": 1, "i": 0, "c": "A" * 340_000}
+    big = {"type": "chunk", "file": "A" * 22, "n": 1, "i": 0, "c": "A" * 340_000, "s": "A" * 86}
     for _ in range(150):  # ~50 MB offered to a reader that never reads
         await alice.transport.send(big)
     await asyncio.sleep(0.5)

@@ -42,22 +42,57 @@ def settings(settings):
 
 
 def valid_msg(rng: random.Random) -> dict:
-    return {"type": "msg", "env": {"h": b64u(b'{"v":1,"type":"text"}'), "n": b64u(rng.randbytes(12)),
-                                   "c": b64u(rng.randbytes(rng.randint(16, 200)))}}
+    return {"type": "msg", "env": {"h": b64u(b'{"v":2,"type":"text"}'), "n": b64u(rng.randbytes(12)),
+                                   "c": b64u(rng.randbytes(rng.randint(16, 200))), "s": b64u(rng.randbytes(64))}}
 
 
 def valid_chunk(rng: random.Random) -> dict:
     n = rng.randint(1, 20)
     return {"type": "chunk", "file": b64u(rng.randbytes(16)), "i": rng.randint(0, n - 1), "n": n,
-            "c": b64u(rng.randbytes(rng.randint(16, 100)))}
+            "c": b64u(rng.randbytes(rng.randint(16, 100))), "s": b64u(rng.randbytes(64))}
 
 
 JUNK = [None, True, False, 0, -1, 1.5, 2**64, "", "x", "!!!", [], [1], {}, {"a": 1}, "AAAA=", "\u202e", "é" * 3]
 
 
+def valid_grant(rng: random.Random) -> dict:
+    return {"to": rng.choice(["bob", "carol"]), "g": b64u(rng.randbytes(rng.randint(1, 300))),
+            "n": b64u(rng.randbytes(12)), "c": b64u(rng.randbytes(48)), "s": b64u(rng.randbytes(64))}
+
+
+BAD_V2 = {"to": [None, 5, "", " ", "x" * 33, "a\u200bb", [], {}],
+          "a": [None, 5, "", "**", "A" * 1028, "é", []], "g": [None, 5, "", "**", "A" * 16388, "é", {}],
+          "fixed": [None, 5, "", "A", "**", "é", b64u(b"\0" * 31), b64u(b"\0" * 65), b64u(b"\0" * 11), []]}
+
+
+def malformed_v2(rng: random.Random) -> dict:
+    """An announce, grant, kick or lock frame with one thing wrong in it."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        frame = {"type": "announce", "a": b64u(rng.randbytes(100)), "t": b64u(rng.randbytes(32)),
+                 "s": b64u(rng.randbytes(64))}
+        key = rng.choice(["a", "t", "s"])
+        frame[key] = rng.choice(BAD_V2.get(key, BAD_V2["fixed"]))
+        return frame
+    if kind == 1:
+        grant = valid_grant(rng)
+        key = rng.choice(["to", "g", "n", "c", "s"])
+        grant[key] = rng.choice(BAD_V2.get(key, BAD_V2["fixed"]))
+        return {"type": "grant", "grants": [dict(valid_grant(rng), to="dave"), grant][rng.randrange(2):]}
+    if kind == 2:
+        return {"type": "grant", "grants": rng.choice([[], None, "x", [1], [valid_grant(rng)] * 2,
+                                                      [dict(valid_grant(rng), x=1)], [valid_grant(rng)] * 500])}
+    if kind == 3:
+        return {"type": "kick", "user": rng.choice(BAD_V2["to"])}
+    if kind == 4:
+        return {"type": rng.choice(["lock", "unlock"]), rng.choice(["by", "user", "x"]): "spoofed"}
+    return {"type": "announce", "a": b64u(rng.randbytes(10)), "t": b64u(rng.randbytes(32)),
+            "s": b64u(rng.randbytes(64)), "from": "spoofed"}
+
+
 def malformed_frame(rng: random.Random, i: int) -> Payload:
     """One frame that must be refused: broken JSON, wrong shapes, bad fields, limits, truncation."""
-    kind = rng.randrange(14)
+    kind = rng.randrange(15)
     base = valid_msg(rng) if rng.random() < 0.6 else valid_chunk(rng)
     base["ref"] = f"f{i}"
     if kind == 0:  # not JSON at all
@@ -82,15 +117,17 @@ def malformed_frame(rng: random.Random, i: int) -> Payload:
         return json.dumps(dict(base, **{rng.choice(["from", "seq", "x", "token", "room"]): "spoofed"}))
     if kind == 7:  # bad envelope or chunk encodings
         if base["type"] == "msg":
-            field = rng.choice(["h", "n", "c"])
+            field = rng.choice(["h", "n", "c", "s"])
             bad = rng.choice(["", "not base64!", "AAAA=", "A", b64u(b"\0" * 11), b64u(b"\0" * 13), "+/+/", "é"])
             if field == "h" and bad.startswith("AAAAAAAAAAAAAAA"):
                 bad = ""
             if field == "c":
                 bad = rng.choice(["", "A", "AAAA=", b64u(b"\0" * 15), "ab cd"])
+            if field == "s":
+                bad = rng.choice(["", "A", b64u(b"\0" * 63), b64u(b"\0" * 65), "é" * 86])
             base["env"][field] = bad
         else:
-            base[rng.choice(["file", "c"])] = rng.choice(["", "A", b64u(b"\0" * 15), "**", "AAAA===="])
+            base[rng.choice(["file", "c", "s"])] = rng.choice(["", "A", b64u(b"\0" * 15), "**", "AAAA===="])
         return json.dumps(base)
     if kind == 8:  # out-of-range numbers in chunks
         chunk = valid_chunk(rng)
@@ -112,6 +149,8 @@ def malformed_frame(rng: random.Random, i: int) -> Payload:
             base = valid_msg(rng)
             base["env"]["c"] = "A" * (4 * 64 * 1024 // 3 + 40)
         return json.dumps(base)
+    if kind == 13:  # a host action or key frame with a broken field
+        return json.dumps(dict(malformed_v2(rng), ref=f"f{i}"))
     # binary junk
     return rng.randbytes(rng.randint(1, 64)) if rng.random() < 0.5 else b"\xff\xfe{\x00"
 

@@ -13,6 +13,7 @@ from chat import names
 from chat.errors import STATUS, ChatError
 from chat.protocol import (
     CHUNK_BYTES,
+    MAX_ANNOUNCE_CHARS,
     MAX_CURSOR,
     MAX_REF_CHARS,
     Frame,
@@ -20,7 +21,7 @@ from chat.protocol import (
     parse_frame,
 )
 
-LIMITS = FrameLimits(max_frame_bytes=8192, max_text_bytes=1024, max_chunks=20)
+LIMITS = FrameLimits(max_frame_bytes=8192, max_text_bytes=1024, max_chunks=20, max_members=5)
 FRAME_CODES = {"bad_json", "bad_frame", "unknown_type", "too_large"}
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -47,8 +48,10 @@ def parse_or_error(data):
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-frame_keys = st.sampled_from(["type", "ref", "token", "cursor", "env", "file", "i", "n", "c", "h", "x"])
-frame_types = st.sampled_from(["hello", "msg", "chunk", "leave", "ping", "pong", "MSG", "", "welcome"])
+frame_keys = st.sampled_from(["type", "ref", "token", "cursor", "env", "file", "i", "n", "c", "h", "s", "a", "t",
+                              "grants", "user", "x"])
+frame_types = st.sampled_from(["hello", "msg", "chunk", "leave", "ping", "pong", "MSG", "", "welcome", "announce",
+                               "grant", "kick", "lock", "unlock", "host"])
 frame_like = st.dictionaries(frame_keys, json_values, max_size=6).flatmap(
     lambda d: st.builds(lambda t, d=d: dict(d, type=t), frame_types | json_values))
 
@@ -91,13 +94,29 @@ env = st.fixed_dictionaries({
     "h": st.binary(min_size=1, max_size=200).map(b64u),
     "n": st.binary(min_size=12, max_size=12).map(b64u),
     "c": st.binary(min_size=16, max_size=LIMITS.max_text_bytes + 16).map(b64u),
+    "s": st.binary(min_size=64, max_size=64).map(b64u),
 })
 chunk = st.integers(1, LIMITS.max_chunks).flatmap(lambda n: st.fixed_dictionaries({
     "type": st.just("chunk"), "file": st.binary(min_size=16, max_size=16).map(b64u),
-    "n": st.just(n), "i": st.integers(0, n - 1), "c": st.binary(min_size=16, max_size=300).map(b64u)}))
+    "n": st.just(n), "i": st.integers(0, n - 1), "c": st.binary(min_size=16, max_size=300).map(b64u),
+    "s": st.binary(min_size=64, max_size=64).map(b64u)}))
+plain_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=32)
+announce = st.fixed_dictionaries({
+    "type": st.just("announce"), "a": st.binary(min_size=1, max_size=MAX_ANNOUNCE_CHARS * 3 // 4).map(b64u),
+    "t": st.binary(min_size=32, max_size=32).map(b64u), "s": st.binary(min_size=64, max_size=64).map(b64u)})
+one_grant = st.fixed_dictionaries({
+    "g": st.binary(min_size=1, max_size=300).map(b64u), "n": st.binary(min_size=12, max_size=12).map(b64u),
+    "c": st.binary(min_size=48, max_size=48).map(b64u), "s": st.binary(min_size=64, max_size=64).map(b64u)})
+grant = st.lists(plain_names, min_size=1, max_size=LIMITS.max_members, unique=True).flatmap(
+    lambda tos: st.tuples(*[one_grant.map(lambda g, to=to: dict(g, to=to)) for to in tos])).map(
+    lambda gs: {"type": "grant", "grants": list(gs)})
 valid_frames = st.one_of(
     st.fixed_dictionaries({"type": st.just("msg"), "env": env}),
     chunk,
+    announce,
+    grant,
+    st.fixed_dictionaries({"type": st.just("kick"), "user": plain_names}),
+    st.fixed_dictionaries({"type": st.sampled_from(["lock", "unlock"])}),
     st.fixed_dictionaries({"type": st.just("hello"), "token": st.text(max_size=100),
                            "cursor": st.integers(0, MAX_CURSOR)}),
     st.fixed_dictionaries({"type": st.sampled_from(["ping", "leave"])}),
@@ -122,7 +141,7 @@ def test_valid_frames_round_trip(obj: dict, ref, as_bytes: bool) -> None:
 
 
 @FAST
-@given(valid_frames.filter(lambda f: f["type"] in ("msg", "chunk")),
+@given(valid_frames.filter(lambda f: f["type"] in ("msg", "chunk", "announce", "grant", "kick")),
        st.sampled_from(["drop", "retype", "extra", "truncate"]), st.data())
 def test_damaged_valid_frames_are_refused(obj: dict, how: str, data) -> None:
     text = json.dumps(obj)

@@ -179,7 +179,8 @@ def test_hub_numbers_buffers_and_reports_gaps():
 
 
 def msg_frame() -> Frame:
-    env = {"h": crypto.b64u(b'{"v":1}'), "n": crypto.b64u(b"\0" * 12), "c": crypto.b64u(b"\0" * 32)}
+    env = {"h": crypto.b64u(b'{"v":2}'), "n": crypto.b64u(b"\0" * 12), "c": crypto.b64u(b"\0" * 32),
+           "s": crypto.b64u(b"\0" * 64)}
     return parse_frame(json.dumps({"type": "msg", "ref": "late", "env": env}),
                        FrameLimits.from_settings(Settings()))
 

@@ -99,7 +99,8 @@ async def test_message_chunk_and_file_size(settings, raw) -> None:
     err = await refused(api.call("/api/poll/send", "POST", {"type": "msg", "ref": "m", "env": env}))
     assert err.code == "too_large" and "1000" in err.message
     # 600 kB is three 256 KiB chunks: a fourth chunk index is refused as too large a file.
-    chunk = {"type": "chunk", "file": b64u(b"\1" * 16), "i": 0, "n": 4, "c": b64u(b"\0" * 32)}
+    chunk = {"type": "chunk", "file": b64u(b"\1" * 16), "i": 0, "n": 4, "c": b64u(b"\0" * 32),
+             "s": b64u(b"\0" * 64)}
     err = await refused(api.call("/api/poll/send", "POST", chunk))
     assert err.code == "too_large" and "3 chunks" in err.message
     assert (await api.call("/api/poll/send", "POST", dict(chunk, n=3)))["ok"] is True

@@ -32,8 +32,8 @@ def b64u(raw_bytes: bytes) -> str:
 
 
 def msg_frame(ref: str, size: int = 32) -> dict:
-    return {"type": "msg", "ref": ref, "env": {"h": b64u(b'{"v":1}'), "n": b64u(os.urandom(12)),
-                                               "c": b64u(os.urandom(size))}}
+    return {"type": "msg", "ref": ref, "env": {"h": b64u(b'{"v":2}'), "n": b64u(os.urandom(12)),
+                                               "c": b64u(os.urandom(size)), "s": b64u(os.urandom(64))}}
 
 
 async def refused(coro) -> ServerRefused:
