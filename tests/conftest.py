@@ -4,13 +4,17 @@ from __future__ import annotations
 import itertools
 import json
 import pathlib
-from typing import Callable, List
+from typing import TYPE_CHECKING, Callable, List
 
 import pytest
 
 from chat.app import make_app
-from chat.client.room import RoomClient
 from chat.config import Settings
+
+from .wire import Wire
+
+if TYPE_CHECKING:
+    from chat.client.room import RoomClient
 
 pytest_plugins = ["tests.loghygiene"]
 
@@ -54,8 +58,28 @@ def table(app):
 
 
 @pytest.fixture
-def make_client(server_url: str) -> Callable[..., RoomClient]:
+def wire(server_url: str) -> Callable[..., Wire]:
+    """wire(address=None) -> a raw JSON client (tests/wire.py) from its own loopback address.
+
+    Server tests use it rather than the Python client, so they test the wire and nothing else.
+    """
+    made: List[Wire] = []
+
+    def factory(address: str | None = None) -> Wire:
+        client = Wire(server_url, address or next_address())
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def make_client(server_url: str) -> Callable[..., "RoomClient"]:
     """Build RoomClients (each from its own loopback address) and close them after the test."""
+    from chat.client.room import RoomClient  # imported here: only the tests that use it need it
+
     made: List[RoomClient] = []
 
     def factory(room: str, user: str, password: str, transport: str = "ws", **kw) -> RoomClient:
