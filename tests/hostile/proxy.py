@@ -235,7 +235,8 @@ class HostileProxy:
         app = tornado.web.Application([
             (r"/ws", _Socket, {"proxy": self}),
             (r"/.*", _Http, {"proxy": self}),
-        ], websocket_max_message_size=MAX_MESSAGE, compress_response=False)
+        ], websocket_max_message_size=MAX_MESSAGE, compress_response=False,
+            log_function=lambda handler: None)  # URLs carry room names; the server logs its own way
         self._server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_MESSAGE, xheaders=False)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self._server.add_sockets(sockets)
