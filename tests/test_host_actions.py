@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from chat.config import Settings
+from chat.config import Settings, parse_args
 from chat.errors import ChatError
 from chat.rooms import RoomTable
 
@@ -212,3 +212,25 @@ async def test_when_the_host_leaves_the_next_member_is_host_and_can_act(wire) ->
     await carol.call("/api/leave", "POST", {})
     assert [e for e in await types_polled(bob, bob.info["cursor"]) if e[0] == "host"] == [("host", "bob", None, None)]
     sock.close()
+
+
+def test_kick_ban_is_a_flag_and_a_host_that_times_out_hands_over() -> None:
+    assert parse_args([]).kick_ban == 600 and parse_args(["--kick-ban", "30"]).kick_ban == 30
+    assert parse_args(["--kick-ban", "0"]).kick_ban == 0
+    now = [1000.0]
+    table = RoomTable(Settings(presence_timeout=10), clock=lambda: now[0])
+    auth = b"\x08" * 32
+    alice, _ = table.create("Quiet", "alice", "10.1.0.1", SALT, "pbkdf2-sha256", 100_000, verifier(auth))
+    bob, _ = table.join("Quiet", "bob", "10.1.0.2", b64u(auth))
+    now[0] += 11
+    bob.last_seen = now[0]
+    table.sweep()
+    hub = table.rooms["quiet"].hub
+    _, events = hub.since(bob.floor, bob.session_id)
+    assert [json.loads(e) for e in events] == [{"seq": 3, "type": "left", "user": "alice", "reason": "timeout"},
+                                               {"seq": 4, "type": "host", "user": "bob"}]
+    assert table.welcome(bob)["host"] == "bob"
+    table.set_locked(bob, True)
+    with pytest.raises(ChatError) as err:
+        table.join("Quiet", "carol", "10.1.0.3", b64u(auth))
+    assert err.value.code == "room_locked" and err.value.status == 403
