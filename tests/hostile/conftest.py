@@ -167,3 +167,45 @@ async def room_of(member: Callable[..., Member], room: str, *users: str,
         for x, mark in zip(out, marks + [0]):
             await x.rekeyed(names, after=mark)
     return out
+
+
+def header_of(env: dict) -> dict:
+    """An envelope's header as anyone on the wire reads it (it is signed, not encrypted)."""
+    import json
+
+    from chat.client import crypto
+
+    return json.loads(crypto.unb64u(env["h"]))
+
+
+def opened_by(room_id: str, envelopes: List[Tuple[str, dict]], keys: Set[Tuple[int, bytes]],
+              chunks: Optional[List[Tuple[str, dict]]] = None) -> List[str]:
+    """What any of `keys` opens, each tried as the epoch key of every envelope whatever its epoch
+    number (and as the file key's epoch key for every chunk): a member's old keys against a
+    recording. Signatures are left aside on purpose: only confidentiality is asked here."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from chat.client import crypto
+
+    out: List[str] = []
+    epochs = sorted({header_of(env)["epoch"] for _, env in envelopes})
+    for sender, env in envelopes:
+        epoch = header_of(env)["epoch"]
+        for _, key in keys:
+            try:
+                AESGCM(crypto.msg_key(key, room_id, epoch)).decrypt(
+                    crypto.unb64u(env["n"]), crypto.unb64u(env["c"]), env["h"].encode("ascii"))
+            except InvalidTag:
+                continue
+            out.append(f"envelope {header_of(env)['id']} from {sender}")
+    for sender, chunk in chunks or []:
+        file_id = crypto.unb64u(chunk["file"])
+        for (_, key), epoch in [(k, e) for k in keys for e in epochs]:
+            try:
+                crypto.decrypt_chunk(crypto.file_key(key, room_id, epoch, file_id), file_id, chunk["i"],
+                                     chunk["n"], crypto.unb64u(chunk["c"]))
+            except crypto.ProtocolError:
+                continue
+            out.append(f"chunk {chunk['i']} of {chunk['file']} from {sender}")
+    return out

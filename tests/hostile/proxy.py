@@ -107,6 +107,10 @@ class Recorder:
             self._waiters.extend(keep)
         return rec
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.records)
+
     def select(self, pred: Callable[[Record], bool]) -> List[Record]:
         with self._lock:
             return [r for r in self.records if pred(r)]
@@ -136,20 +140,22 @@ class Recorder:
         return await asyncio.wait_for(fut, timeout)
 
     # --- what the server carried, as a recording of the wire would hold it ----------------------
-    def envelopes(self) -> List[Tuple[str, dict]]:
-        """(attested sender, env) of every message the server relayed or received, de-duplicated."""
+    def envelopes(self, since: int = 0) -> List[Tuple[str, dict]]:
+        """(attested sender, env) of every message the server relayed or received (from record
+        index `since` on), de-duplicated."""
         out: Dict[str, Tuple[str, dict]] = {}
-        for r in self.select(lambda r: r.side == "server" and r.type == "msg"):
+        for r in self.select(lambda r: r.index >= since and r.side == "server" and r.type == "msg"):
             env = r.obj.get("env")
             sender = r.obj.get("from") if r.direction == "down" else r.user
             if isinstance(env, dict):
                 out.setdefault(json.dumps(env, sort_keys=True), (str(sender), env))
         return list(out.values())
 
-    def chunks(self) -> List[Tuple[str, dict]]:
-        """(attested sender, chunk frame) of every file chunk the server carried, de-duplicated."""
+    def chunks(self, since: int = 0) -> List[Tuple[str, dict]]:
+        """(attested sender, chunk frame) of every file chunk the server carried (from record index
+        `since` on), de-duplicated."""
         out: Dict[Tuple[Any, ...], Tuple[str, dict]] = {}
-        for r in self.select(lambda r: r.side == "server" and r.type == "chunk"):
+        for r in self.select(lambda r: r.index >= since and r.side == "server" and r.type == "chunk"):
             sender = r.obj.get("from") if r.direction == "down" else r.user
             key = (r.obj.get("file"), r.obj.get("i"), r.obj.get("c"))
             out.setdefault(key, (str(sender), r.obj))
