@@ -70,9 +70,6 @@ class _Entry(NamedTuple):
     raw: bytes
     to: Optional[str]  # the one session an addressed event is for; None: every member
 
-    def for_(self, session_id: Optional[str]) -> bool:
-        return self.to is None or self.to == session_id
-
 
 class Hub:
     def __init__(self, limits: BufferLimits, clock: Callable[[], float] = time.monotonic,
@@ -166,11 +163,11 @@ class Hub:
         if cursor + 1 < first:
             lost = max(self._lost_all, self._lost_to.get(session_id, 0) if session_id is not None else 0)
             gap = Gap(cursor + 1, first - 1) if lost > cursor else None
-            return gap, [e.raw for e in self._buffer if e.for_(session_id)]
+            return gap, [e.raw for e in self._buffer if e.to is None or e.to == session_id]
         # Sequence numbers in the buffer are contiguous and end at self.seq: take the newest
         # `wanted` from the right, so a poll costs what it returns, not what the buffer holds.
         wanted = self.seq - cursor
-        out = [e.raw for e in islice(reversed(self._buffer), wanted) if e.for_(session_id)]
+        out = [e.raw for e in islice(reversed(self._buffer), wanted) if e.to is None or e.to == session_id]
         out.reverse()
         return None, out
 
