@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Protocol, Set, Tuple
 
+from .errors import ChatError
+
 
 class Connection(Protocol):
     """A live push connection (a WebSocket) bound to one session."""
@@ -27,7 +29,8 @@ class Connection(Protocol):
     def deliver(self, raw: bytes, memo: Optional[Dict[str, bytes]] = None) -> None:
         """Send `raw`; `memo` lives for one publish, so connections can share its wire form."""
 
-    def end(self, code: int, reason: str) -> None: ...
+    def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
+        """Close with `code`; with `error`, the connection is told why first, as a refusal."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from . import names
 from .addresses import throttle_key
 from .config import Settings
 from .errors import ChatError
-from .hub import BufferBudget, BufferLimits, Gap, Hub, encode
+from .hub import BufferBudget, BufferLimits, Gap, Hub
 from .joincodes import JoinCode
 from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
 from .ratelimit import Throttle
@@ -367,8 +367,7 @@ class RoomTable:
         if conn is not None:
             room.hub.detach(session.session_id, conn)
             if reason == "kicked":
-                conn.deliver(encode(ChatError("removed", _REMOVED).to_dict()).encode("utf-8"))
-                conn.end(CLOSE_REMOVED, "removed by the host")
+                conn.end(CLOSE_REMOVED, "removed by the host", ChatError("removed", _REMOVED))
             else:
                 conn.end(CLOSE_ENDED, "session ended")
         room.hub.wake()

@@ -70,8 +70,14 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
 
     def _no_hello(self) -> None:
         if self.session is None:
-            self.send(ChatError("token_invalid", "No hello frame arrived in time.").to_dict())
-            self.close(CLOSE_REFUSED, "no hello")
+            self.refuse(ChatError("token_invalid", "No hello frame arrived in time."), CLOSE_REFUSED, "no hello")
+
+    def refuse(self, exc: ChatError, close: Optional[int] = None, reason: Optional[str] = None) -> None:
+        """The one place a refusal is written to this socket: the error frame, then, when the
+        refusal ends the connection, the close with its code."""
+        self.send(exc.to_dict())
+        if close is not None:
+            self.close(close, reason or exc.code)
 
     def send(self, obj: dict) -> None:
         self.deliver(encode(obj).encode("utf-8"))
@@ -99,8 +105,11 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         if stream._total_write_index - stream._total_write_done_index > MAX_PENDING_BYTES:
             self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
 
-    def end(self, code: int, reason: str) -> None:
-        self.close(code, reason)
+    def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
+        if error is not None:
+            self.refuse(error, code, reason)
+        else:
+            self.close(code, reason)
 
     def on_pong(self, data: bytes) -> None:
         if self.session is not None:
@@ -118,11 +127,10 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             frame = parse_frame(message, FrameLimits.from_settings(self.config))
             reply = dispatch(self.rooms, session, frame)
         except ChatError as exc:
-            self.send(exc.to_dict())
             if exc.code == "rate_limited":
                 self.security_event(exc.code, session.room_id if session else "")
-            elif exc.code in CLOSE_AFTER:  # a frame that crossed our close: nothing more to read
-                self.close(CLOSE_AFTER[exc.code], exc.code)
+            # A frame that crossed the end of its session closes the socket: nothing more to read.
+            self.refuse(exc, CLOSE_AFTER.get(exc.code))
             return
         if reply is not None:
             self.send(reply)
@@ -134,8 +142,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             session = self.rooms.authenticate(fields["token"], self.client_address)
         except ChatError as exc:
             self.security_event(exc.code)
-            self.send(exc.to_dict())
-            self.close(CLOSE_REMOVED if exc.code == "removed" else CLOSE_REFUSED, exc.code)
+            self.refuse(exc, CLOSE_REMOVED if exc.code == "removed" else CLOSE_REFUSED)
             return
         gap, events = self.rooms.resume(session, fields["cursor"])
         self.session = session
