@@ -3,7 +3,13 @@
 Every delivery is counted per (receiver, item) so loss and duplicates are exact. An item is a
 message or a file chunk; its monotonic send time is kept by the sender (and, for text, also
 sealed inside the plaintext) and the latency is taken at receipt in the same process.
-One receiver per room also decrypts and checks everything it gets, so the envelopes stay real.
+
+Members speak sealchat/v2 as real clients do, with all key work done during setup: each has its
+own session keys and announces them after its welcome; the first member (the host) checks every
+announcement and grants one epoch to all the others in one `grant` frame; each member opens its
+own grant. Every message and chunk is sealed under the epoch key and signed with the sender's key.
+The host also checks everything it receives - each envelope and chunk against the sender's
+announced key, then decrypts it - so the envelopes stay real; the others count by nonce only.
 """
 from __future__ import annotations
 
@@ -47,6 +53,9 @@ class Image:
     done: Optional[asyncio.Future] = None
 
 
+EPOCH = 1  # the one epoch the host grants during setup
+
+
 @dataclass
 class RoomState:
     index: int
@@ -54,16 +63,23 @@ class RoomState:
     keys: crypto.RoomKeys
     members: List["Member"] = field(default_factory=list)
     items: List[int] = field(default_factory=list)
+    host_from: bytes = b""  # '"from":"<host>"', to spot the host's announcement without parsing
+
+    @property
+    def host(self) -> "Member":
+        return self.members[0]
 
 
 class Member:
     """One session: its transport, cursor and what it has received."""
 
     __slots__ = ("run", "room", "name", "index", "verifier", "token", "cursor", "ws", "http", "send_http",
-                 "ready", "got", "fkeys")
+                 "ready", "got", "fkeys", "session", "announce_frame", "anns", "epoch_key", "keyed", "granted",
+                 "last_seq")
 
     def __init__(self, run: "Run", room: RoomState, name: str, index: int) -> None:
         self.run, self.room, self.name, self.index = run, room, name, index
+        # The host (the first member, who creates the room) is also the member that checks everything.
         self.verifier = index == 0
         self.token = ""
         self.cursor = 0
@@ -73,16 +89,28 @@ class Member:
         self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
         self.got: Dict[int, int] = {}
         self.fkeys: Dict[str, bytes] = {}
+        self.session = crypto.SessionKeys.generate()
+        self.announce_frame = json.dumps(
+            dict(crypto.make_announcement(room.keys, self.session, name), type="announce"),
+            separators=(",", ":")).encode()
+        self.anns: Dict[str, crypto.Announcement] = {}  # accepted announcements, by member name
+        self.epoch_key: Optional[bytes] = None
+        self.keyed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.granted = False
+        self.last_seq = 0
 
     # --- receiving ----------------------------------------------------------------------
     def on_ws(self, data: bytes, t: float) -> None:
-        if not self.verifier and data.find(b'"type":"msg"', 0, 48) > 0:
-            # Counting needs only the envelope's nonce; the room's verifying member parses fully.
-            i = data.find(b'"n":"')
-            j = data.find(b'"', i + 5)
-            if i > 0 and j > 0:
-                self.count(self.run.by_key.get(data[i + 5:j].decode()), t, None)
-                return
+        if not self.verifier:
+            if data.find(b'"type":"msg"', 0, 48) > 0:
+                # Counting needs only the envelope's nonce; the room's verifying member parses fully.
+                i = data.find(b'"n":"')
+                j = data.find(b'"', i + 5)
+                if i > 0 and j > 0:
+                    self.count(self.run.by_key.get(data[i + 5:j].decode()), t, None)
+                    return
+            elif data.endswith(b'"type":"announce"}') and data.find(self.room.host_from, 0, 64) < 0:
+                return  # only the host's announcement matters to a member that does not check senders
         self.handle(json.loads(data), t)
 
     def handle(self, ev: Dict[str, Any], t: float) -> None:
@@ -93,8 +121,17 @@ class Member:
         elif kind == "chunk":
             item = run.by_key.get(ev["file"] + "/" + str(ev["i"]))
         elif kind == "welcome":
+            for wire in ev.get("keys") or ():
+                self.take_announcement(wire)
             if not self.ready.done():
                 self.ready.set_result(None)
+            return
+        elif kind == "announce":
+            self.last_seq = max(self.last_seq, ev.get("seq", 0))
+            self.take_announcement(ev)
+            return
+        elif kind == "grant":
+            self.take_grant(ev)
             return
         elif kind == "error" or kind == "gap":
             run.errors.append(f"{self.name}: {ev}")
@@ -102,6 +139,53 @@ class Member:
         else:
             return
         self.count(item, t, ev)
+
+    # --- keys ---------------------------------------------------------------------------
+    def take_announcement(self, wire: Dict[str, Any]) -> None:
+        """Check and pin an announcement this member needs: all of them for the host, else the host's."""
+        sender = wire.get("from")
+        room = self.room
+        if not isinstance(sender, str) or not (self.verifier or sender == room.host.name):
+            return
+        known = self.anns.get(sender)
+        if known is not None and known.wire == {k: wire.get(k) for k in ("a", "t", "s")}:
+            return  # the same announcement again (welcome keys and the live event can overlap)
+        try:
+            self.anns[sender] = crypto.check_announcement(room.keys, wire, sender)
+        except crypto.ProtocolError as exc:
+            self.run.errors.append(f"{self.name}: announcement from {sender} refused: {exc}")
+            return
+        if self is room.host and not self.granted and len(self.anns) == len(room.members):
+            self.grant_all()
+
+    def grant_all(self) -> None:
+        """As host: draw the epoch key and grant it to every other member in one frame."""
+        room = self.room
+        self.granted = True
+        names = [m.name for m in room.members]
+        epoch_key = crypto.new_epoch_key()
+        grants = [crypto.seal_grant(room.keys, self.session, self.name, self.anns[name], EPOCH, self.last_seq,
+                                    names, epoch_key) for name in names[1:]]
+        if grants:
+            self.send_frame(json.dumps({"type": "grant", "grants": grants}, separators=(",", ":")).encode())
+        self.install(epoch_key)  # the host installs its own epoch directly
+
+    def take_grant(self, ev: Dict[str, Any]) -> None:
+        host = self.anns.get(self.room.host.name)
+        try:
+            if host is None:
+                raise crypto.ProtocolError("grant before the host's announcement")
+            grant = crypto.open_grant(self.room.keys, self.session, self.name, host, ev, ev.get("from", ""))
+        except crypto.ProtocolError as exc:
+            self.run.errors.append(f"{self.name}: grant refused: {exc}")
+            return
+        self.install(grant.key)
+
+    def install(self, epoch_key: bytes) -> None:
+        self.epoch_key = epoch_key
+        if not self.keyed.done():
+            self.keyed.set_result(None)
+            self.run.keyed += 1
 
     def count(self, item: Optional[Item], t: float, ev: Optional[Dict[str, Any]]) -> None:
         run = self.run
@@ -130,22 +214,29 @@ class Member:
             run.drained.set_result(None)
 
     def verify(self, ev: Dict[str, Any], item: Item) -> None:
-        keys = self.room.keys
+        """Check a delivery as a client would: the sender's signature, then decryption and content."""
+        room_id = self.room.name
         try:
+            sender = self.anns.get(ev["from"])
+            assert self.epoch_key is not None
             if ev["type"] == "msg":
-                opened = crypto.open_envelope(keys, ev["env"], ev["from"])
+                opened = crypto.open_envelope(room_id, ev["env"], ev["from"], sender, {EPOCH: self.epoch_key})
                 if opened.header["type"] == "text":
                     ok = json.loads(opened.plaintext)["k"] == item.check
                 else:
                     ok = opened.plaintext == item.check
             else:
+                if sender is None:
+                    raise crypto.Forged("chunk from a sender without an announcement")
                 fid = ev["file"]
+                file_id, c = crypto.unb64u(fid), crypto.unb64u(ev["c"])
+                crypto.verify_chunk(sender.sig_pk, file_id, ev["i"], ev["n"], c, crypto.unb64u(ev["s"]))
                 fkey = self.fkeys.get(fid)
                 if fkey is None:
-                    fkey = self.fkeys[fid] = crypto.file_key(keys, crypto.unb64u(fid))
-                part = crypto.decrypt_chunk(fkey, crypto.unb64u(fid), ev["i"], ev["n"], crypto.unb64u(ev["c"]))
+                    fkey = self.fkeys[fid] = crypto.file_key(self.epoch_key, room_id, EPOCH, file_id)
+                part = crypto.decrypt_chunk(fkey, file_id, ev["i"], ev["n"], c)
                 ok = hashlib.sha256(part).digest() == item.check
-        except (crypto.ProtocolError, KeyError, ValueError):
+        except (crypto.ProtocolError, KeyError, ValueError, AssertionError):
             ok = False
         if not ok:
             self.run.verify_failures += 1
@@ -174,8 +265,9 @@ class Member:
     async def poll_forever(self) -> None:
         assert self.http is not None
         target = self.run.target
+        welcome = target.key_exchange  # the first poll asks for the welcome and its announcements
         while not self.run.stopping:
-            path, body, headers = target.poll_request(self.room.name, self.cursor, self.token)
+            path, body, headers = target.poll_request(self.room.name, self.cursor, self.token, welcome)
             try:
                 status, _, data = await self.http.request("POST", path, body, headers)
             except (OSError, asyncio.IncompleteReadError) as exc:
@@ -190,6 +282,9 @@ class Member:
                 await asyncio.sleep(0.2)
                 continue
             reply = json.loads(data)
+            welcome = False
+            if "welcome" in reply:
+                self.handle(reply["welcome"], t)
             for ev in reply["events"]:
                 self.handle(ev, t)
             self.cursor = max(self.cursor, reply["cursor"])
@@ -217,6 +312,7 @@ class Run:
         self.errors: List[str] = []
         self.delivered = self.duplicated = self.unknown = self.expected = 0
         self.verified = self.verify_failures = 0
+        self.keyed = 0
         self.t_first: Optional[float] = None
         self.t_last: Optional[float] = None
         self.drained: Optional[asyncio.Future] = None
@@ -234,7 +330,9 @@ class Run:
         for r in range(sc.rooms):
             name = f"bench-{tag}-{r}"
             room = RoomState(r, name, self.target.keys(name))
+            # Session keys and announcements are made here, before any timing.
             room.members = [Member(self, room, f"u{i}", i) for i in range(sc.members)]
+            room.host_from = b'"from":"%s"' % room.host.name.encode()
             self.rooms.append(room)
             self.members.extend(room.members)
         pool: asyncio.Queue = asyncio.Queue()
@@ -264,6 +362,26 @@ class Run:
         finally:
             while not pool.empty():
                 pool.get_nowait().close()
+        if self.target.key_exchange:
+            self.phase = "keys"
+            try:
+                await asyncio.wait_for(asyncio.gather(*(m.keyed for m in self.members)), 30 + len(self.members) / 100)
+            except asyncio.TimeoutError:
+                raise RuntimeError(f"only {self.keyed} of {len(self.members)} members got the epoch key; "
+                                   f"errors: {self.errors[:3]}") from None
+        else:
+            self.keys_in_process()
+
+    def keys_in_process(self) -> None:
+        """The baseline relays no key exchange: hand every member the epoch key and the host every
+        announcement here, so the traffic (signed, sealed, checked by the host) is the same."""
+        for room in self.rooms:
+            epoch_key = crypto.new_epoch_key()
+            host = room.host
+            for m in room.members:
+                wire = json.loads(m.announce_frame)
+                host.anns[m.name] = crypto.check_announcement(room.keys, wire, m.name)
+                m.install(epoch_key)
 
     async def connect(self, m: Member) -> None:
         if self.sc.transport == "ws":
@@ -275,8 +393,13 @@ class Run:
             await asyncio.wait_for(m.ready, 30)
         else:
             m.http = HttpConn(HOST, self.target.port)
-            m.ready.set_result(None)
             asyncio.ensure_future(m.poll_forever())
+            if self.target.key_exchange:
+                await asyncio.wait_for(m.ready, 30)
+            else:
+                m.ready.set_result(None)
+        if self.target.key_exchange:
+            m.send_frame(m.announce_frame)  # after the welcome, as a client does
 
     def _closed(self, m: Member, code: Optional[int]) -> None:
         if not self.stopping:
@@ -294,36 +417,48 @@ class Run:
         return item
 
     def send_text(self, sender: Member) -> None:
+        """Seal and sign one text message as the client does; its latency counts from the send."""
         room = self.rooms[sender.room.index]
         k = len(self.items)
-        t = now()
         pad = max(0, self.sc.text_bytes - 40)
-        plain = json.dumps({"k": k, "t": t, "pad": "x" * pad}).encode()
-        env = crypto.seal(room.keys, sender.name, "text", plain)
-        self._item(room, env["n"], t, k)
-        sender.send_frame(json.dumps({"type": "msg", "env": env}, separators=(",", ":")).encode())
+        plain = json.dumps({"k": k, "t": now(), "pad": "x" * pad}).encode()
+        assert sender.epoch_key is not None
+        env = crypto.seal(room.name, me=sender.session, sender=sender.name, epoch=EPOCH, epoch_key=sender.epoch_key,
+                          msg_type="text", plaintext=plain)
+        frame = json.dumps({"type": "msg", "env": env}, separators=(",", ":")).encode()
+        self._item(room, env["n"], now(), k)
+        sender.send_frame(frame)
 
     def send_image(self, sender: Member, data: bytes) -> Image:
-        """Send a file as the client does: an encrypted 'file' envelope, then its chunks."""
+        """Send a file as the client does: a sealed 'file' envelope, then its encrypted, signed chunks.
+
+        Everything is sealed and signed first; the image's time starts when its first frame goes out.
+        """
         room = sender.room
-        keys = room.keys
+        epoch_key = sender.epoch_key
+        assert epoch_key is not None
         file_id = os.urandom(16)
         fid = crypto.b64u(file_id)
         n = crypto.chunk_count(len(data))
+        meta = json.dumps({"file_id": fid, "name": "bench.jpg", "mime": "image/jpeg", "size": len(data),
+                           "chunks": n}).encode()
+        env = crypto.seal(room.name, me=sender.session, sender=sender.name, epoch=EPOCH, epoch_key=epoch_key,
+                          msg_type="file", plaintext=meta)
+        frames = [json.dumps({"type": "msg", "env": env}, separators=(",", ":")).encode()]
+        checks = []
+        fkey = crypto.file_key(epoch_key, room.name, EPOCH, file_id)
+        for i, c in enumerate(crypto.encrypt_chunks(fkey, file_id, data)):
+            part = data[i * crypto.CHUNK_BYTES:(i + 1) * crypto.CHUNK_BYTES]
+            checks.append(hashlib.sha256(part).digest())
+            s = crypto.sign_chunk(sender.session, file_id, i, n, c)
+            frames.append(json.dumps({"type": "chunk", "file": fid, "i": i, "n": n, "c": crypto.b64u(c),
+                                      "s": crypto.b64u(s)}, separators=(",", ":")).encode())
         t = now()
         image = Image(t, len(room.members) * (n + 1), done=asyncio.get_running_loop().create_future())
         self.images.append(image)
-        meta = json.dumps({"file_id": fid, "name": "bench.jpg", "mime": "image/jpeg", "size": len(data),
-                           "chunks": n}).encode()
-        env = crypto.seal(keys, sender.name, "file", meta)
-        frames = [json.dumps({"type": "msg", "env": env}, separators=(",", ":")).encode()]
         self._item(room, env["n"], t, meta, image)
-        fkey = crypto.file_key(keys, file_id)
-        for i, c in enumerate(crypto.encrypt_chunks(fkey, file_id, data)):
-            part = data[i * crypto.CHUNK_BYTES:(i + 1) * crypto.CHUNK_BYTES]
-            self._item(room, f"{fid}/{i}", t, hashlib.sha256(part).digest(), image)
-            frames.append(json.dumps({"type": "chunk", "file": fid, "i": i, "n": n, "c": crypto.b64u(c)},
-                                     separators=(",", ":")).encode())
+        for i, check in enumerate(checks):
+            self._item(room, f"{fid}/{i}", t, check, image)
         for frame in frames:
             sender.send_frame(frame)
         return image
@@ -452,6 +587,7 @@ async def run_scenario(sc: Scenario, kind: str, progress: Callable[[str], None],
             "duplicated": run.duplicated,
             "unknown": run.unknown,
             "verified": run.verified,
+            "keyed": run.keyed,
             "verify_failures": run.verify_failures,
             "errors": len(run.errors),
             "error_samples": run.errors[:5],
@@ -483,7 +619,7 @@ async def _progress(run: Run, kind: str, out: Callable[[str], None]) -> None:
         await asyncio.sleep(1.0)
         sessions = len(run.members)
         out(f"[{run.sc.name} / {kind}] {now() - t0:5.1f}s {run.phase:<7} sessions {run._setup_done}/{sessions}"
-            f"  items {len(run.items)}  delivered {run.delivered}/{run.expected}"
+            f"  keyed {run.keyed}/{sessions}  items {len(run.items)}  delivered {run.delivered}/{run.expected}"
             + (f"  errors {len(run.errors)}" if run.errors else ""))
 
 

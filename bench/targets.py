@@ -1,16 +1,14 @@
 """How the generator enters rooms, connects and sends on each kind of server.
 
 Sealchat is driven through its real protocol (lookup, create, join with the derived auth key,
-hello with the session token, encrypted envelopes); the baseline through its bare equivalent.
+hello with the session token, announcements and the host's grant, signed envelopes); the baseline
+through its bare equivalent, which has no key exchange: its members get the epoch key in-process.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import quote
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from chat.client import crypto
 
@@ -20,23 +18,19 @@ HOST = "127.0.0.1"
 
 
 def room_keys(ikm: bytes, salt: bytes, room_id: str) -> crypto.RoomKeys:
-    """The HKDF half of PROTOCOL.md's derivation, from an already stretched password.
+    """PROTOCOL.md's admission keys from an already stretched password.
 
     The generator stretches its one password once per run (PBKDF2 is deliberately slow) and
     gives every room the same random salt; the server sees exactly what a real creator sends.
     """
-    rid = room_id.encode("utf-8")
-
-    def hkdf(info: bytes) -> bytes:
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
-
-    return crypto.RoomKeys(room_id, ikm, hkdf(b"sealchat/v1/enc\0" + rid), hkdf(b"sealchat/v1/auth\0" + rid))
+    return crypto.keys_from_ikm(ikm, salt, room_id)
 
 
 class Target:
     """What differs between servers; the load generator only calls these."""
 
     kind = ""
+    key_exchange = False  # whether members announce and the host grants through the server
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -57,7 +51,8 @@ class Target:
     def hello(self, token: str, cursor: int) -> Optional[Dict[str, Any]]:
         return None
 
-    def poll_request(self, room_name: str, cursor: int, token: str) -> Tuple[str, bytes, Dict[str, str]]:
+    def poll_request(self, room_name: str, cursor: int, token: str,
+                     welcome: bool = False) -> Tuple[str, bytes, Dict[str, str]]:
         raise NotImplementedError
 
     def send_request(self, room_name: str, user: str, token: str) -> Tuple[str, Dict[str, str]]:
@@ -66,6 +61,7 @@ class Target:
 
 class SealchatTarget(Target):
     kind = "sealchat"
+    key_exchange = True
     iterations = crypto.MIN_ITER
 
     def __init__(self, port: int, password: str = "bench password, not secret") -> None:
@@ -122,16 +118,17 @@ class SealchatTarget(Target):
     def hello(self, token: str, cursor: int) -> Optional[Dict[str, Any]]:
         return {"type": "hello", "token": token, "cursor": cursor}
 
-    def poll_request(self, room_name: str, cursor: int, token: str) -> Tuple[str, bytes, Dict[str, str]]:
-        return ("/api/poll/events", b'{"cursor":%d}' % cursor,
-                {**self.headers, "Authorization": "Bearer " + token})
+    def poll_request(self, room_name: str, cursor: int, token: str,
+                     welcome: bool = False) -> Tuple[str, bytes, Dict[str, str]]:
+        body = b'{"cursor":%d,"welcome":true}' % cursor if welcome else b'{"cursor":%d}' % cursor
+        return "/api/poll/events", body, {**self.headers, "Authorization": "Bearer " + token}
 
     def send_request(self, room_name: str, user: str, token: str) -> Tuple[str, Dict[str, str]]:
         return "/api/poll/send", {**self.headers, "Authorization": "Bearer " + token}
 
 
 class BaselineTarget(Target):
-    """The bare server has no keys; envelopes are still sealed so frames are the same size."""
+    """The bare server has no keys; envelopes are still sealed and signed so frames are the same size."""
 
     kind = "baseline"
 
@@ -154,7 +151,8 @@ class BaselineTarget(Target):
     def ws_path(self, room_name: str, user: str) -> str:
         return f"/ws?room={quote(room_name)}&user={quote(user)}"
 
-    def poll_request(self, room_name: str, cursor: int, token: str) -> Tuple[str, bytes, Dict[str, str]]:
+    def poll_request(self, room_name: str, cursor: int, token: str,
+                     welcome: bool = False) -> Tuple[str, bytes, Dict[str, str]]:
         return f"/poll?room={quote(room_name)}&cursor={cursor}", b"", {}
 
     def send_request(self, room_name: str, user: str, token: str) -> Tuple[str, Dict[str, str]]:

@@ -1,7 +1,8 @@
 """A seconds-long run of the load generator at a tiny load, so the benchmark cannot rot.
 
-It checks correctness only (every delivery arrives once, every report field is there); speed is
-measured by `python -m bench`, never asserted here.
+It checks correctness only (every session got the epoch key, every delivery arrives once and the
+host's signature and decryption checks pass, every report field is there); speed is measured by
+`python -m bench`, never asserted here.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-FIELDS = {"scenario", "server", "sessions", "deliveries", "expected_deliveries", "deliveries_per_s",
+FIELDS = {"scenario", "server", "sessions", "keyed", "deliveries", "expected_deliveries", "deliveries_per_s",
           "latency_ms", "lost", "duplicated", "verify_failures", "errors", "server_cpu_s", "rss_loaded_kb",
           "rss_peak_kb", "rss_per_session_kb"}
 
@@ -36,6 +37,8 @@ def test_bench_quick_run_delivers_everything_once(tmp_path: pathlib.Path) -> Non
         assert r["lost"] == 0 and r["duplicated"] == 0, where
         assert r["unknown"] == 0 and r["errors"] == 0, (where, r["error_samples"])
         assert r["verify_failures"] == 0 and r["verified"] > 0, where
+        # Every session held the epoch key (on Sealchat: announced, then opened the host's grant).
+        assert r["keyed"] == r["sessions"], where
         assert set(r["latency_ms"]) == {"p50", "p95", "p99", "max"}, where
         assert r["latency_ms"]["p99"] is not None, where
     images = [r for r in results if r["scenario"] == "image"]

@@ -229,6 +229,11 @@ def derive_keys(password: str, salt: bytes, iterations: int, room_id: str, kdf: 
     check_params(kdf, iterations)
     pw = unicodedata.normalize("NFC", password).encode("utf-8")
     ikm = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations).derive(pw)
+    return keys_from_ikm(ikm, salt, room_id)
+
+
+def keys_from_ikm(ikm: bytes, salt: bytes, room_id: str) -> RoomKeys:
+    """The HKDF half of derive_keys, for a caller that already stretched the password (the load generator)."""
     rid = room_id.encode("utf-8")
     return RoomKeys(
         room_id=room_id,
