@@ -9,7 +9,8 @@ from tornado.httpclient import HTTPClientError
 from .errors import ServerRefused
 from .http import HttpApi
 
-TERMINAL = {"session_ended", "token_invalid", "session_expired"}
+# Refusals after which polling again cannot help; `removed`: the room's host removed this member.
+TERMINAL = {"session_ended", "token_invalid", "session_expired", "removed"}
 # How much longer than the server's poll timeout a poll may take before it counts as lost.
 POLL_MARGIN = 10.0
 
@@ -33,6 +34,11 @@ class PollTransport:
         self._closing = False
         self._resume_at = 0.0
         self._fetched: Optional[int] = None
+
+    @property
+    def task(self) -> Optional[asyncio.Task]:
+        """The polling task: done once the transport has stopped for good (closed or ended)."""
+        return self._task
 
     async def start(self) -> None:
         self._task = asyncio.ensure_future(self._poll_forever())

@@ -8,11 +8,12 @@ from typing import Callable, Optional
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, WebSocketError, websocket_connect
 
-from .errors import ServerRefused
+from .errors import ConnectionEnded, ServerRefused
 from .http import HttpApi, refusal
 
-TERMINAL_CLOSE = {4001: "token refused", 4002: "session ended"}
 CLOSE_REPLACED = 4000
+CLOSE_REMOVED = 4003  # the room's host removed this member (an `error` frame `removed` precedes it)
+TERMINAL_CLOSE = {4001: "token refused", 4002: "session ended", CLOSE_REMOVED: "removed from the room by its host"}
 
 
 class WsTransport:
@@ -30,6 +31,11 @@ class WsTransport:
         self._task: Optional[asyncio.Task] = None
         self._closing = False
         self.generation = 0
+
+    @property
+    def task(self) -> Optional[asyncio.Task]:
+        """The reading task: done once the transport has stopped for good (closed or ended)."""
+        return self._task
 
     async def start(self) -> None:
         """Connect and say hello; a refused upgrade (e.g. 429) raises ServerRefused."""
@@ -89,7 +95,8 @@ class WsTransport:
         """Send a frame, waiting out a reconnect rather than failing; returns the connection's generation."""
         data = json.dumps(frame)
         while True:
-            await self._connected.wait()
+            if not self._connected.is_set():
+                await self._until_connected()
             generation = self.generation
             try:
                 await self._conn.write_message(data)
@@ -97,6 +104,19 @@ class WsTransport:
             except WebSocketClosedError:
                 self._connected.clear()
                 await asyncio.sleep(0.05)
+
+    async def _until_connected(self) -> None:
+        """Wait for a (re)connection; raise ConnectionEnded if the transport stopped for good."""
+        while not self._connected.is_set():
+            task = self._task
+            if self._closing or (task is not None and task.done()):
+                raise ConnectionEnded("the connection to the room has ended")
+            waiter = asyncio.ensure_future(self._connected.wait())
+            try:
+                await asyncio.wait({waiter} | ({task} if task is not None else set()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
 
     def drop(self) -> None:
         """Cut the TCP connection without a closing handshake, as a network failure would."""
