@@ -15,7 +15,7 @@ from chat.client.http import HttpApi
 from chat.config import Rate, Settings
 
 from .conftest import FAST_ITER, next_address
-from .test_core_flow import next_of
+from .test_core_flow import next_of, settled
 
 
 @pytest.fixture
@@ -72,21 +72,27 @@ def assert_in_send_order(texts: list, senders: dict) -> None:
 
 
 async def room_of(make_client, name: str, transports: dict) -> list:
+    """Members joined in order, returned once they all share one epoch (so all can read all)."""
     clients = []
     for i, (user, transport) in enumerate(transports.items()):
         c = make_client(name, user, "pw", transport=transport)
         await (c.create(iterations=FAST_ITER) if i == 0 else c.join())
         clients.append(c)
-    for c in clients:
-        c.members  # noqa: B018 - joined; presence events are drained by collect_texts
+    await settled(*clients)  # presence, key and rekey events stay queued for the tests to read
     return clients
 
 
 async def hand_polled(make_client, server_url: str, room: str, user: str):
-    """A member joined over long-poll whose client stops polling, and an API that polls as it by hand."""
+    """A member joined over long-poll whose client stops polling (once it holds the room's epoch),
+    and an API that polls as it by hand."""
     api = HttpApi(server_url, source_address=next_address())
     member = make_client(room, user, "pw", transport="poll", source_address=api.source_address)
     await member.join()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while not member.can_send:
+        assert loop.time() < deadline, "the member never got a key from the host"
+        await asyncio.sleep(0.02)
     await member.transport.close()
     api.cookies, api.token = member.api.cookies, member.api.token
     return member, api
@@ -268,10 +274,12 @@ async def test_a_poll_asking_for_welcome_answers_at_once_in_a_quiet_room(make_cl
     bob, api = await hand_polled(make_client, server_url, "quiet", "bob")
     carol = make_client("quiet", "carol", "pw")
     await carol.join()
+    await settled(alice, carol)  # carol announced and the host's rekey went out: the room is quiet again
     # A page that just loaded asks for welcome: it gets the current members now, not after 10 s.
     data = await api.call("/api/poll/events", "POST", {"cursor": bob.cursor, "welcome": True}, timeout=5)
     assert data["welcome"]["members"] == ["alice", "bob", "carol"]
-    assert [ev["type"] for ev in data["events"]] == ["joined"] and data["cursor"] == data["welcome"]["cursor"]
+    assert [ev["type"] for ev in data["events"]] == ["joined", "announce", "grant"]
+    assert data["events"][2]["to"] == "bob" and data["cursor"] == data["welcome"]["cursor"]
     data = await api.call("/api/poll/events", "POST", {"cursor": data["cursor"], "welcome": True}, timeout=5)
     assert data["events"] == [] and data["welcome"]["members"] == ["alice", "bob", "carol"]
 
