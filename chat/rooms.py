@@ -102,7 +102,8 @@ class Room:
     locked: bool = False
     # Ban expiry times (table clock) keyed "user:<username key>" or "addr:<throttle key>".
     bans: Dict[str, float] = field(default_factory=dict)
-    # Session ids the host removed, until their ban ends: their requests are told `removed`.
+    # Session ids the host removed: their requests are told `removed` (not `session_ended`) for
+    # the ban, and at least the presence timeout, so a poll in flight learns why it ended.
     removed: Dict[str, float] = field(default_factory=dict)
 
     def usernames(self) -> List[str]:
