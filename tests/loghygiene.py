@@ -122,7 +122,7 @@ def _wrap_async(owner: object, name: str, after) -> None:
 
 
 def _keys_derived(keys: object) -> None:
-    for attr, kind in (("ikm", "derived key"), ("enc_key", "encryption key"), ("auth_key", "auth key")):
+    for attr, kind in (("ikm", "derived key"), ("member_key", "member key"), ("auth_key", "auth key")):
         register_secret(getattr(keys, attr, None), kind)
 
 
@@ -130,8 +130,15 @@ def _password_used(password: str, *args: object, **kwargs: object) -> None:
     register_secret(password, "password")
 
 
-def _sealed(keys: object, sender: str, msg_type: str, plaintext: bytes, *args: object, **kwargs: object) -> None:
+def _sealed(room_id: str, me: object, sender: str, epoch: int, epoch_key: bytes, msg_type: str,
+            plaintext: bytes, *args: object, **kwargs: object) -> None:
+    register_secret(epoch_key, "epoch key")
     register_secret(plaintext, "plaintext")
+
+
+def _session_made(me: object) -> None:
+    for method, kind in (("dh_sk_bytes", "X25519 private key"), ("sig_seed", "Ed25519 private key")):
+        register_secret(getattr(me, method)(), kind)
 
 
 def _api_answer(result: object) -> None:
@@ -148,6 +155,7 @@ def _install_client_hooks() -> None:
 
     _wrap(crypto, "derive_keys", before=_password_used, after=_keys_derived)
     _wrap(crypto, "seal", before=_sealed)
+    _wrap(crypto.SessionKeys, "generate", after=_session_made)
     _wrap_async(HttpApi, "call", after=_api_answer)
 
 
