@@ -288,6 +288,21 @@ class HostileProxy:
         self.up.append(tap)
         return tap
 
+    def sent_from_now(self, victim: str, sender: str, kind: str = "msg") -> Callable[[Peer, Event], bool]:
+        """A Tap match for `victim`'s copy of a msg (or chunk) that `sender` sends from now on, not
+        of one already in flight: its payload equals a frame the server got from `sender` after
+        this call. Thread-safe."""
+        mark = len(self.recorder)
+        key = "env" if kind == "msg" else "c"
+
+        def match(peer: Peer, ev: Event) -> bool:
+            if peer.user != victim or ev.get("type") != kind or ev.get("from") != sender:
+                return False
+            return bool(self.recorder.select(
+                lambda r: r.index >= mark and r.direction == "up" and r.side == "server" and r.user == sender
+                and r.type == kind and r.obj.get(key) == ev[key]))
+        return match
+
     def _run(self, hooks: List[Hook], peer: Optional[Peer], obj: Event) -> List[Event]:
         items = [obj]
         if peer is None:

@@ -28,28 +28,6 @@ _carriers = itertools.count(1)
 _swallowed: Dict[str, List[str]] = {}  # per victim: the carrier texts the server took from it
 
 
-def sent_after(proxy: HostileProxy, victim: str, sender: str, kind: str = "msg") -> Callable[[Peer, dict], bool]:
-    """A Tap match for `victim`'s copy of a frame `sender` sends from now on (not of one already in
-    flight): the relayed event's payload equals a frame the server got from `sender` after this call."""
-    mark = len(proxy.recorder)
-    key = "env" if kind == "msg" else "c"
-
-    def match(peer: Peer, ev: dict) -> bool:
-        if peer.user != victim or ev.get("type") != kind or ev.get("from") != sender:
-            return False
-        return bool(proxy.recorder.select(lambda r: r.index >= mark and r.direction == "up" and r.side == "server"
-                                          and r.user == sender and r.type == kind and r.obj.get(key) == ev[key]))
-    return match
-
-
-def is_text(text: str) -> Callable[[dict], bool]:
-    return lambda ev: ev.get("type") == "text" and ev["text"] == text
-
-
-def of(kind: str, **fields: object) -> Callable[[dict], bool]:
-    return lambda ev: ev.get("type") == kind and all(ev.get(k) == v for k, v in fields.items())
-
-
 async def smuggle(proxy: HostileProxy, victim: Member, carrier: Member, invented: List[dict]) -> str:
     """Deliver `invented` events to `victim` in place of the next message `carrier` sends; the
     first takes the carrier's seq, any others the seqs of the carrier messages that follow."""
@@ -59,7 +37,7 @@ async def smuggle(proxy: HostileProxy, victim: Member, carrier: Member, invented
     def change(peer: Peer, ev: dict) -> List[dict]:
         return [dict(queue.pop(0), seq=ev["seq"])]
 
-    tap = proxy.tap_down(sent_after(proxy, victim.user, carrier.user), change, times=len(invented))
+    tap = proxy.tap_down(proxy.sent_from_now(victim.user, carrier.user), change, times=len(invented))
     _swallowed.setdefault(victim.user, []).extend(texts)
     for text in texts:
         await carrier.client.send_text(text)
@@ -379,7 +357,7 @@ async def test_wrong_sender_attested_and_dropped_signatures_are_forged(proxy, me
     for victim in (bob, carol):
         for name, change in cases.items():
             text = f"{name} to {victim.user}"
-            tap = proxy.tap_down(sent_after(proxy, victim.user, "alice"), lambda p, ev, change=change: [change(ev)])
+            tap = proxy.tap_down(proxy.sent_from_now(victim.user, "alice"), lambda p, ev, change=change: [change(ev)])
             mark = len(victim.log)
             await alice.client.send_text(text)
             await tap.until()
@@ -397,7 +375,7 @@ async def test_chunk_with_its_signature_dropped_or_swapped_is_not_a_file(proxy, 
     alice, bob = await room_of(member, "Forged Chunk", "alice", "bob")
     for name, change in {"dropped": lambda c: {k: v for k, v in c.items() if k != "s"},
                          "zeroed": lambda c: dict(c, s=crypto.b64u(bytes(64)))}.items():
-        tap = proxy.tap_down(sent_after(proxy, "bob", "alice", "chunk"), lambda p, ev, change=change: [change(ev)])
+        tap = proxy.tap_down(proxy.sent_from_now("bob", "alice", "chunk"), lambda p, ev, change=change: [change(ev)])
         mark = len(bob.log)
         await alice.client.send_file(tiny_png(3, 3), f"{name}.png", "image/png")
         await tap.until()
