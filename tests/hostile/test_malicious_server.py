@@ -28,6 +28,14 @@ _carriers = itertools.count(1)
 _swallowed: Dict[str, List[str]] = {}  # per victim: the carrier texts the server took from it
 
 
+def is_text(text: str) -> Callable[[dict], bool]:
+    return lambda ev: ev.get("type") == "text" and ev["text"] == text
+
+
+def of(kind: str, **fields: object) -> Callable[[dict], bool]:
+    return lambda ev: ev.get("type") == kind and all(ev.get(k) == v for k, v in fields.items())
+
+
 async def smuggle(proxy: HostileProxy, victim: Member, carrier: Member, invented: List[dict]) -> str:
     """Deliver `invented` events to `victim` in place of the next message `carrier` sends; the
     first takes the carrier's seq, any others the seqs of the carrier messages that follow."""
