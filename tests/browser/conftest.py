@@ -129,6 +129,10 @@ class Pages:
         self.pages: List[object] = []
         self.dialogs: List[str] = []
         self.errors: List[str] = []
+        # confirm() questions the user answers OK, by how they start (e.g. "Remove bob "); any
+        # other dialog is dismissed and fails check_clean.
+        self.confirm_ok: List[str] = []
+        self.confirmed: List[str] = []
 
     def context(self, init_script: Optional[str] = None, **kw: object) -> object:
         ctx = self.browser.new_context(**kw)  # type: ignore[attr-defined]
@@ -148,7 +152,12 @@ class Pages:
         return page
 
     def _on_dialog(self, dialog: object) -> None:
-        self.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        message = dialog.message  # type: ignore[attr-defined]
+        if dialog.type == "confirm" and message.startswith(tuple(self.confirm_ok)):  # type: ignore[attr-defined]
+            self.confirmed.append(message)
+            dialog.accept()  # type: ignore[attr-defined]
+            return
+        self.dialogs.append(message)
         dialog.dismiss()  # type: ignore[attr-defined]
 
     def check_clean(self) -> None:
