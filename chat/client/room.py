@@ -502,7 +502,7 @@ class RoomClient:
                     pass
 
     async def _send_control(self, frame: dict) -> None:
-        """An announce or grant frame; a long-poll refusal is shown, not raised out of the pump."""
+        """An announce, grant or ping frame; a long-poll refusal is shown, not raised out of the pump."""
         assert self.transport is not None
         try:
             await self.transport.send(frame)
@@ -528,7 +528,10 @@ class RoomClient:
             self._awaiting_welcome, self._resend_at = True, None
         elif kind == "welcome" and self._awaiting_welcome:
             self._awaiting_welcome, self._resend_at = False, ev.get("cursor")
-        if self._resend_at is not None and self.cursor >= self._resend_at:
+            # The server answers a ping after the replay it sends behind a welcome. Our cursor
+            # alone cannot tell the replay is over: the last events may be grants to others.
+            await self._send_control({"type": "ping"})
+        if self._resend_at is not None and (self.cursor >= self._resend_at or kind == "pong"):
             self._resend_at = None
             await self._resend()
         return out
