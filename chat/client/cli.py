@@ -13,7 +13,7 @@ import mimetypes
 import os
 import pathlib
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from tornado.httpclient import HTTPClientError
 
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--count", type=int, help="exit after this many messages")
     li.add_argument("--timeout", type=float, help="exit after this many seconds")
     li.add_argument("--save-dir", help="write received files here")
-    sub.add_parser("chat", help="interactive: lines you type are sent; /quit leaves")
+    sub.add_parser("chat", help="interactive: lines you type are sent; /kick NAME, /lock, /unlock (host), "
+                                "/safety, /quit")
     return p
 
 
@@ -96,13 +97,59 @@ async def _wait_confirmed(client: RoomClient, msg_id: str, timeout: float = 30.0
             return
         if ev["type"] == "error":
             raise ServerRefused(ev["code"], ev["message"], ev.get("retry_after"))
-        _check_open(ev)
+        _check_open(ev, client)
 
 
-def _check_open(ev: dict) -> None:
-    """A transport the server closed for good ends the command with its reason."""
+async def _send_and_confirm(client: RoomClient, sending: "asyncio.Future[str]", timeout: float) -> None:
+    """Send (which waits for a key from the room's host) and wait for the relayed copy.
+
+    While the message waits, events are read, so a removal or a closed session ends the command.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    sending = asyncio.ensure_future(sending)
+    mine: set = set()  # our messages relayed back already (a long-poll may bring one before the send returns)
+    try:
+        while not sending.done():
+            reading = asyncio.ensure_future(client.next_event())
+            await asyncio.wait({sending, reading}, timeout=max(0.1, deadline - loop.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if reading.done():
+                ev = reading.result()
+                if ev.get("from") == client.user and "id" in ev:
+                    mine.add(ev["id"])
+                if ev["type"] == "error":
+                    raise ServerRefused(ev["code"], ev["message"], ev.get("retry_after"))
+                _check_open(ev, client)
+            else:
+                reading.cancel()
+                if not sending.done() and loop.time() >= deadline:
+                    raise NoKeyInTime("no key from the room's host in time; nothing was sent")
+        msg_id = sending.result()
+    finally:
+        sending.cancel()
+    if msg_id in mine:
+        return
+    await _wait_confirmed(client, msg_id, max(1.0, deadline - loop.time()))
+
+
+class NoKeyInTime(Exception):
+    """The room's host never granted this member a key it could send under."""
+
+
+def _check_open(ev: dict, client: Optional[RoomClient] = None) -> None:
+    """A removal, or a transport the server closed for good, ends the command with its reason."""
+    if ev["type"] == "removed" and client is not None and ev.get("user") == client.user:
+        raise Removed(ev.get("by"))
     if ev["type"] == "transport" and ev.get("state") == "closed":
         raise ConnectionEnded.from_event(ev)
+
+
+class Removed(Exception):
+    """The room's host removed this member."""
+
+    def __init__(self, by: Optional[str]) -> None:
+        super().__init__(f"removed from the room by its host{' ' + by if by else ''}")
 
 
 async def _listen(client: RoomClient, args: argparse.Namespace) -> None:
@@ -124,15 +171,43 @@ async def _listen(client: RoomClient, args: argparse.Namespace) -> None:
         _emit(ev)
         if ev["type"] in ("text", "file"):
             got += 1
-        _check_open(ev)
+        _check_open(ev, client)
+
+
+async def _command(client: RoomClient, text: str) -> bool:
+    """Run a `/` command typed in chat; False for /quit. A refusal is printed and chat goes on."""
+    word, _, rest = text.strip().partition(" ")
+    try:
+        if word == "/quit":
+            return False
+        if word == "/kick" and rest.strip():
+            await client.kick(rest.strip())
+        elif word == "/lock":
+            await client.lock()
+        elif word == "/unlock":
+            await client.unlock()
+        elif word == "/safety":
+            code, members = client.safety()
+            _emit({"type": "safety", "code": code})
+            for user, print_ in members:
+                _emit({"type": "fingerprint", "user": user, "fingerprint": print_})
+        else:
+            _emit({"type": "error", "code": "unknown_command",
+                   "message": "Commands: /kick NAME, /lock, /unlock, /safety, /quit."})
+    except ServerRefused as exc:  # long-poll refusals come back here; WebSocket ones as events
+        _emit({"type": "error", "code": exc.code, "message": exc.message})
+    return True
 
 
 async def _chat(client: RoomClient) -> None:
-    """Lines typed are sent; on /quit or end of input, wait until what was sent has arrived."""
+    """Lines typed are sent, `/` lines are commands; on /quit or end of input, wait until what
+    was sent has arrived."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     unconfirmed: set = set()
+    arrived: set = set()
+    sending: List[asyncio.Future] = []
 
     async def printer() -> None:
         while True:
@@ -140,6 +215,7 @@ async def _chat(client: RoomClient) -> None:
             kind = ev["type"]
             if kind == "text":
                 unconfirmed.discard(ev["id"])
+                arrived.add(ev["id"])
                 print(f"<{ev['from']}> {ev['text']}", flush=True)
             elif kind in ("joined", "left"):
                 print(f"* {ev['user']} {kind}", flush=True)
@@ -149,7 +225,12 @@ async def _chat(client: RoomClient) -> None:
                 print(f"* {ev['from']} sent a file: {ev['name']} ({ev['size']} bytes)", flush=True)
             else:
                 _emit(ev)
-                _check_open(ev)
+                _check_open(ev, client)
+
+    async def send(text: str) -> None:
+        msg_id = await client.send_text(text)
+        if msg_id not in arrived:
+            unconfirmed.add(msg_id)
 
     task = asyncio.ensure_future(printer())
     try:
@@ -158,20 +239,29 @@ async def _chat(client: RoomClient) -> None:
             await asyncio.wait([reading, task], return_when=asyncio.FIRST_COMPLETED)
             if task.done():
                 reading.cancel()
-                task.result()  # the connection ended: raise why
+                task.result()  # the connection ended or this member was removed: raise why
             line = await reading
-            if not line or line.strip() == b"/quit":
+            if not line:
                 break
             text = line.decode("utf-8", "replace").rstrip("\n")
-            if text:
-                unconfirmed.add(await client.send_text(text))
+            if text.startswith("/"):
+                if not await _command(client, text):
+                    break
+            elif text:
+                # Sent in typing order; a message waits for a key without holding up commands.
+                sending.append(asyncio.ensure_future(send(text)))
         deadline = loop.time() + 30
-        while unconfirmed and loop.time() < deadline and not task.done():
+        while (unconfirmed or not all(s.done() for s in sending)) and loop.time() < deadline and not task.done():
             await asyncio.sleep(0.05)
         if task.done():
             task.result()
+        for s in sending:
+            if s.done():
+                s.result()  # a refused message (long-poll) fails the command
     finally:
         task.cancel()
+        for s in sending:
+            s.cancel()
 
 
 async def run(args: argparse.Namespace, password: str) -> int:
@@ -182,15 +272,19 @@ async def run(args: argparse.Namespace, password: str) -> int:
                             args.source_address, args.ca_file)
         await _enter(client, args)
         if args.command == "send":
-            await _wait_confirmed(client, await client.send_text(args.text))
+            await _send_and_confirm(client, client.send_text(args.text), 60)
         elif args.command == "send-image":
             path = pathlib.Path(args.path)
             mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            await _wait_confirmed(client, await client.send_file(path.read_bytes(), path.name, mime), 120)
+            await _send_and_confirm(client, client.send_file(path.read_bytes(), path.name, mime), 150)
         elif args.command == "listen":
             await _listen(client, args)
         else:
             await _chat(client)
+    except Removed as exc:
+        return _fail(str(exc))
+    except NoKeyInTime as exc:
+        return _fail(f"timed out: {exc}")
     except ServerRefused as exc:
         return _fail(f"refused: {exc.code}: {exc.message}")
     except ConnectionEnded as exc:
