@@ -17,7 +17,6 @@ from typing import Callable, List, Optional
 
 import pyotp
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chat.client import crypto
 from chat.client.cli import _wait_confirmed
@@ -218,7 +217,12 @@ def test_interactive_chat_sends_typed_lines(server):
         time.sleep(0.1)
     out, _ = bob.communicate("first line\nsecond line\n/quit\n", timeout=30)
     assert bob.returncode == 0, errors(bob)
-    assert out.splitlines()[:3] == ["* here: alice, bob", "<bob> first line", "<bob> second line"]
+    lines = out.splitlines()
+    assert [line for line in lines if not line.startswith("{")][:3] == [
+        "* here: alice, bob", "<bob> first line", "<bob> second line"]
+    shown = [json.loads(line) for line in lines if line.startswith("{")]
+    assert (shown[0]["type"], shown[0]["members"]) == ("rekey", ["alice", "bob"]), shown
+    assert not {"undecryptable", "forged", "bad_grant", "no_key"} & {e["type"] for e in shown}, shown
     heard, _ = listener.communicate(timeout=30)
     texts = [json.loads(line)["text"] for line in heard.splitlines() if '"text"' in line]
     assert texts == ["first line", "second line"]
@@ -232,11 +236,19 @@ def listening(url: str, room: str, *args: str, sessions: int = 1, **kw) -> subpr
     return proc
 
 
-def hand_sealed(keys: crypto.RoomKeys, header: dict, plaintext: bytes) -> dict:
-    """An envelope as a hostile member can build it: any header, encrypted under the real room key."""
-    h = crypto.b64u(json.dumps(header).encode())
-    n = os.urandom(12)
-    return {"h": h, "n": crypto.b64u(n), "c": crypto.b64u(AESGCM(keys.enc_key).encrypt(n, plaintext, h.encode()))}
+def hand_sealed(member: RoomClient, header: dict, plaintext: bytes) -> dict:
+    """An envelope as a hostile member can build it: any header, encrypted under the room's current
+    epoch key and signed with the member's own announced key (crypto's builder for refused vectors)."""
+    assert member.keys is not None and member.epoch is not None and member.session_keys is not None
+    key = crypto.msg_key(member.epoch_keys[member.epoch], member.keys.room_id, member.epoch)
+    return crypto._envelope_from_header(member.session_keys, header, key, plaintext, os.urandom(12))
+
+
+async def until_can_send(member: RoomClient, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not member.can_send:
+        assert time.monotonic() < deadline, f"{member.user} never got a key it may send under"
+        await asyncio.sleep(0.02)
 
 
 def test_a_member_sending_a_header_without_id_does_not_stop_the_listener(server):
@@ -245,9 +257,10 @@ def test_a_member_sending_a_header_without_id_does_not_stop_the_listener(server)
     async def mallory() -> None:
         m = RoomClient(server, "hostile", "mallory", "horse staple", source_address="127.0.0.11")
         await m.join()
+        await until_can_send(m)
         assert m.keys is not None
-        header = {"v": 1, "room": m.keys.room_id, "from": "mallory", "type": "text", "ts": 1}
-        await m.transport.send({"type": "msg", "env": hand_sealed(m.keys, header, b"no id in here")})
+        header = {"v": 2, "room": m.keys.room_id, "from": "mallory", "type": "text", "ts": 1, "epoch": m.epoch}
+        await m.transport.send({"type": "msg", "env": hand_sealed(m, header, b"no id in here")})
         await _wait_confirmed(m, await m.send_text("after the forgery"))
         await m.leave()
 
@@ -256,9 +269,9 @@ def test_a_member_sending_a_header_without_id_does_not_stop_the_listener(server)
     assert listener.returncode == 0, errors(listener)
     events = [json.loads(line) for line in out.splitlines()]
     bad = [e for e in events if e["type"] == "undecryptable"]
-    assert len(bad) == 1 and bad[0]["from"] == "mallory" and "id" in bad[0]["reason"]
+    assert len(bad) == 1 and bad[0]["from"] == "mallory" and "id" in bad[0]["reason"], bad
     assert [e["text"] for e in events if e["type"] == "text"] == ["after the forgery"]
-    assert "no id in here" not in out
+    assert "no id in here" not in out and not [e for e in events if e["type"] == "forged"]
 
 
 def http_status(url: str, path: str, source: str, headers: Optional[dict] = None) -> int:
