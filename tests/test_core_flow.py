@@ -25,9 +25,9 @@ async def next_of(client, kind: str, timeout: float = 10.0, sender: str | None =
             return ev
 
 
-async def settled(*clients, timeout: float = 15.0) -> int:
+async def settled(*clients, members: list | None = None, timeout: float = 15.0) -> int:
     """Wait until the clients hold one usable epoch, shared by all of them and given to every
-    present member; returns it.
+    present member (`members`, when given, else whoever each client sees); returns it.
 
     A message sent before a member has processed a join is sealed for the room as it was (the
     newcomer cannot read it, by design), so tests that expect everyone to read start from here.
@@ -37,7 +37,8 @@ async def settled(*clients, timeout: float = 15.0) -> int:
     while True:
         epochs = {c.epoch for c in clients}
         if (len(epochs) == 1 and None not in epochs and all(c.can_send for c in clients)
-                and all(sorted(c.epoch_members) == sorted(c.members) for c in clients)):
+                and all(sorted(c.epoch_members) == sorted(c.members) for c in clients)
+                and (members is None or all(c.members == members for c in clients))):
             return epochs.pop()
         assert loop.time() < deadline, [(c.user, c.epoch, c.epoch_members, c.members) for c in clients]
         await asyncio.sleep(0.02)
