@@ -79,6 +79,7 @@ class _Unconfirmed:
 
 _CLOSED = object()   # in the event queue: the pump has stopped
 _STOPPED = object()  # in the transport queue: the transport has stopped
+_TICK = object()     # in the transport queue: a deadline of the key schedule has come
 
 
 class RoomClient:
@@ -125,7 +126,6 @@ class RoomClient:
         self._events: "asyncio.Queue[object]" = asyncio.Queue()
         self._pump_task: Optional[asyncio.Task] = None
         self._flush_task: Optional[asyncio.Task] = None
-        self._wake: Optional[asyncio.Event] = None
         self._failure: Optional[BaseException] = None
         self._ended: Optional[BaseException] = None
         self._removed = False
@@ -229,9 +229,7 @@ class RoomClient:
         queue = self.transport.queue
         assert self.transport.task is not None
         self.transport.task.add_done_callback(lambda _task: queue.put_nowait(_STOPPED))
-        self._wake = asyncio.Event()
         self._pump_task = asyncio.ensure_future(self._pump())
-        self._flush_task = asyncio.ensure_future(self._flusher())
         return info
 
     def _apply_limits(self, limits: object) -> None:
@@ -265,8 +263,7 @@ class RoomClient:
     async def _submit(self, item: _Outgoing) -> None:
         self._check_open()
         self._outbox.append(item)  # before any await: callers' order is the sending order
-        if self._wake is not None:
-            self._wake.set()
+        self._kick_flush()
         await item.done
 
     def _check_open(self) -> None:
@@ -276,30 +273,34 @@ class RoomClient:
         if self._failure is not None:
             raise self._failure
 
-    async def _flusher(self) -> None:
-        """Send held messages in order whenever an epoch is usable."""
-        assert self._wake is not None
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._outbox and self._keeper is not None:
-                usable = self._keeper.usable()
-                if usable is None:
-                    break
-                item = self._outbox[0]
-                if item.done.done():  # the caller gave up waiting
-                    self._outbox.popleft()
-                    continue
-                try:
-                    await self._send_item(item, *usable)
-                except Exception as exc:  # a refusal (long-poll) or a closed session: the caller's
-                    if not item.done.done():
-                        item.done.set_exception(exc)
-                else:
-                    if not item.done.done():
-                        item.done.set_result(None)
-                if self._outbox and self._outbox[0] is item:
-                    self._outbox.popleft()
+    def _kick_flush(self) -> None:
+        """Start sending what waits, unless that is under way or no epoch is usable yet (then the
+        pump starts it when one is)."""
+        if not self._outbox or self._ended is not None or self._keeper is None or self._keeper.usable() is None:
+            return
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        """Send waiting messages in order while an epoch is usable; ends when none waits or none is usable."""
+        while self._outbox and self._keeper is not None and self._ended is None:
+            usable = self._keeper.usable()
+            if usable is None:
+                return
+            item = self._outbox[0]
+            if item.done.done():  # the caller gave up waiting
+                self._outbox.popleft()
+                continue
+            try:
+                await self._send_item(item, *usable)
+            except Exception as exc:  # a refusal (long-poll) or a closed session: the caller's
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            else:
+                if not item.done.done():
+                    item.done.set_result(None)
+            if self._outbox and self._outbox[0] is item:
+                self._outbox.popleft()
 
     def _count_use(self, epoch: int) -> None:
         used = self._used.get(epoch, 0)
@@ -377,8 +378,7 @@ class RoomClient:
             for item in reversed(again):
                 item.done = asyncio.get_running_loop().create_future()  # its sender stopped waiting long ago
                 self._outbox.appendleft(item)
-            if self._wake is not None:
-                self._wake.set()
+            self._kick_flush()
 
     async def _command(self, frame: dict) -> None:
         """A host action; over WebSocket a refusal comes back as an `error` event with this ref."""
@@ -463,17 +463,21 @@ class RoomClient:
         """
         assert self._keeper is not None and self.transport is not None
         keeper, queue = self._keeper, self.transport.queue
+        loop = asyncio.get_running_loop()
+        timer: Optional[asyncio.TimerHandle] = None
         try:
             stopped = False
             while not stopped:
                 deadline = keeper.deadline()
-                timeout = None if deadline is None else max(0.0, deadline - keeper.clock())
-                try:
-                    batch = [await asyncio.wait_for(queue.get(), timeout)]
-                except asyncio.TimeoutError:
-                    batch = []
+                if deadline is not None:  # a plain queue wait ends at once when the task is cancelled
+                    timer = loop.call_later(max(0.0, deadline - keeper.clock()), queue.put_nowait, _TICK)
+                batch = [await queue.get()]
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
                 while not queue.empty():
                     batch.append(queue.get_nowait())
+                batch = [item for item in batch if item is not _TICK]
                 if _STOPPED in batch:  # the transport stopped: nothing comes after what it queued
                     batch, stopped = batch[:batch.index(_STOPPED)], True
                 out: List[dict] = []
@@ -485,8 +489,7 @@ class RoomClient:
                     self._events.put_nowait(ev)
                 for frame in keeper.take_frames():
                     await self._send_control(frame)
-                if self._outbox and self._wake is not None and keeper.usable() is not None:
-                    self._wake.set()
+                self._kick_flush()
             self._events.put_nowait(_CLOSED)  # a reader waiting for more is told there is none
         except asyncio.CancelledError:
             raise
@@ -494,12 +497,13 @@ class RoomClient:
             self._failure = exc
             self._events.put_nowait(_CLOSED)
         finally:
-            flush = self._flush_task
-            if flush is not None and not flush.done():
-                try:
-                    flush.cancel()
-                except RuntimeError:  # the event loop is already closed: nothing runs any more
-                    pass
+            try:
+                if timer is not None:
+                    timer.cancel()
+                if self._flush_task is not None and not self._flush_task.done():
+                    self._flush_task.cancel()
+            except RuntimeError:  # the event loop is already closed: nothing runs any more
+                pass
 
     async def _send_control(self, frame: dict) -> None:
         """An announce, grant or ping frame; a long-poll refusal is shown, not raised out of the pump."""
