@@ -126,6 +126,7 @@ class RoomClient:
         self._events: "asyncio.Queue[object]" = asyncio.Queue()
         self._pump_task: Optional[asyncio.Task] = None
         self._flush_task: Optional[asyncio.Task] = None
+        self._idle: Optional[asyncio.Event] = None  # set while the pump waits for more to read
         self._failure: Optional[BaseException] = None
         self._ended: Optional[BaseException] = None
         self._removed = False
@@ -229,6 +230,7 @@ class RoomClient:
         queue = self.transport.queue
         assert self.transport.task is not None
         self.transport.task.add_done_callback(lambda _task: queue.put_nowait(_STOPPED))
+        self._idle = asyncio.Event()
         self._pump_task = asyncio.ensure_future(self._pump())
         return info
 
@@ -284,6 +286,7 @@ class RoomClient:
     async def _flush(self) -> None:
         """Send waiting messages in order while an epoch is usable; ends when none waits or none is usable."""
         while self._outbox and self._keeper is not None and self._ended is None:
+            await self._caught_up()
             usable = self._keeper.usable()
             if usable is None:
                 return
@@ -301,6 +304,18 @@ class RoomClient:
                     item.done.set_result(None)
             if self._outbox and self._outbox[0] is item:
                 self._outbox.popleft()
+
+    async def _caught_up(self) -> None:
+        """Let the pump act on everything already received before sealing: a join or leave among
+        it makes the current epoch unusable, and then the message waits for the next one."""
+        transport, idle = self.transport, self._idle
+        while transport is not None and idle is not None and (not transport.queue.empty() or not idle.is_set()):
+            if self._pump_task is None or self._pump_task.done():
+                return
+            if transport.queue.empty():
+                await idle.wait()
+            else:
+                await asyncio.sleep(0)
 
     def _count_use(self, epoch: int) -> None:
         used = self._used.get(epoch, 0)
@@ -461,7 +476,7 @@ class RoomClient:
 
         Everything already queued is one batch: the key schedule answers it with one rekey.
         """
-        assert self._keeper is not None and self.transport is not None
+        assert self._keeper is not None and self.transport is not None and self._idle is not None
         keeper, queue = self._keeper, self.transport.queue
         loop = asyncio.get_running_loop()
         timer: Optional[asyncio.TimerHandle] = None
@@ -471,7 +486,10 @@ class RoomClient:
                 deadline = keeper.deadline()
                 if deadline is not None:  # a plain queue wait ends at once when the task is cancelled
                     timer = loop.call_later(max(0.0, deadline - keeper.clock()), queue.put_nowait, _TICK)
+                if queue.empty():
+                    self._idle.set()
                 batch = [await queue.get()]
+                self._idle.clear()
                 if timer is not None:
                     timer.cancel()
                     timer = None
