@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Callable, Dict, List
 
 import pytest
@@ -260,6 +261,20 @@ async def test_grants_only_from_the_host_and_only_for_newer_epochs(make_client, 
     env = crypto.seal(keys.room_id, crypto.SessionKeys.generate(), "alice", 5, key5, "text", b"not alice's key")
     await sock.send({"type": "msg", "env": env})
     assert (await next_of(bob, "forged"))["from"] == "alice"
+    # File chunks: each signed by the sender of the file's envelope, checked before it is decrypted.
+    for signer, data in ((crypto.SessionKeys.generate(), b"chunk signed by someone else"), (me, b"a real file")):
+        file_id = os.urandom(16)
+        meta = {"file_id": crypto.b64u(file_id), "name": "note.txt", "mime": "text/plain", "size": len(data),
+                "chunks": 1}
+        env = crypto.seal(keys.room_id, me, "alice", 5, key5, "file", json.dumps(meta).encode())
+        await sock.send({"type": "msg", "env": env})
+        (c,) = crypto.encrypt_chunks(crypto.file_key(key5, keys.room_id, 5, file_id), file_id, data)
+        await sock.send({"type": "chunk", "file": meta["file_id"], "i": 0, "n": 1, "c": crypto.b64u(c),
+                         "s": crypto.b64u(crypto.sign_chunk(signer, file_id, 0, 1, c))})
+    forged = await next_of(bob, "forged")
+    assert forged["from"] == "alice" and "chunk" in forged["reason"]
+    got = await next_of(bob, "file")
+    assert (got["name"], got["data"]) == ("note.txt", b"a real file")
 
 
 @pytest.mark.gen_test(timeout=60)
