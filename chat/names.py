@@ -1,47 +1,340 @@
-"""Room names and usernames: canonical room ids and the rules every name must meet."""
+"""Room names and usernames: canonical room ids and the rules every name must meet.
+
+Names follow the PRECIS framework (RFC 8264): usernames the UsernameCaseMapped profile of RFC 8265,
+applied to each space-separated part; room names the Nickname profile of RFC 8266. On top of PRECIS
+the Unicode security mechanisms of UTS #39 keep one name from imitating another: invisible and
+blank characters, piles of combining marks, letters outside the identifier profile and mixed
+scripts are refused, and look-alikes are compared by their confusable skeleton. docs/NAMES.md
+tells the rules in plain words, and which libraries and Unicode data versions they use.
+"""
 from __future__ import annotations
 
+import re
 import unicodedata
+from functools import lru_cache
+
+import icu
+from precis_i18n import get_profile
+from precis_i18n.derived import CONTEXTO, FREE_PVAL, PVALID, derived_property
 
 from .errors import ChatError
 
 MAX_ROOM_NAME = 64
 MAX_USERNAME = 32
+# At most this many combining marks on one letter: Vietnamese uses two, Tibetan stacks and Burmese
+# syllables up to four; more is "Zalgo" text that spills over the names around it.
+MAX_MARKS = 4
 # Unicode categories refused anywhere in a name: controls, format characters (bidi overrides,
 # zero-width joiners), surrogates, private use, unassigned, line and paragraph separators.
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
+# PRECIS profiles (precis-i18n). Case mapping by full case folding, like the ids before PRECIS:
+# "Straße" and "STRASSE", or a final and a medial Greek sigma, are one name.
+_USER_DISPLAY = get_profile("UsernameCasePreserved")
+_USER_KEY = get_profile("UsernameCaseMapped:CaseFold")
+_ROOM_KEY = get_profile("NicknameCaseMapped:CaseFold")
 
-def _check(value: object, what: str, limit: int) -> str:
+# UTS #39 data from ICU (pyicu-wheels bundles it; see docs/NAMES.md for the versions).
+_IGNORABLE = icu.UnicodeSet(r"[\p{Default_Ignorable_Code_Point}]")
+_IDENTIFIER = icu.UnicodeSet(r"[\p{Identifier_Status=Allowed}]")
+_EMOJI = icu.UnicodeSet(r"[\p{Emoji_Presentation}]")
+for _set in (_IGNORABLE, _IDENTIFIER, _EMOJI):
+    _set.freeze()  # read-only from here on, and faster to query
+_SPOOF = icu.SpoofChecker()
+_SPOOF.setRestrictionLevel(icu.URestrictionLevel.HIGHLY_RESTRICTIVE)
+_SPOOF.setChecks(icu.USpoofChecks.RESTRICTION_LEVEL | icu.USpoofChecks.MIXED_NUMBERS)
+_SKELETON = icu.SpoofChecker()
+_LIBRARY_ERRORS = (UnicodeError, ValueError, icu.ICUError)
+
+_PRECIS_REASONS = {
+    "symbols": "a symbol", "punctuation": "a punctuation mark other than ASCII's", "spaces": "an unusual space",
+    "has_compat": "a compatibility character (a styled or composed form of another one)",
+    "other_letter_digits": "a character that is not an ordinary letter or digit",
+    "old_hangul_jamo": "a Hangul jamo or filler", "precis_ignorable_properties": "an invisible character",
+    "controls": "a control character", "unassigned": "an unassigned code point",
+}
+# RFC 5892 appendix A: characters PRECIS allows only next to certain others.
+_CONTEXT_RULES = {"middle_dot", "greek_keraia", "hebrew_punctuation", "katakana_middle_dot", "arabic_indic",
+                  "extended_arabic_indic", "zero_width_joiner", "zero_width_nonjoiner"}
+
+
+def _describe(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}"
+
+
+def _refuse(what: str, why: str) -> ChatError:
+    return ChatError("bad_name", f"The {what} {why}.")
+
+
+@lru_cache(maxsize=8192)
+def _skeleton(text: str) -> str:
+    """The UTS #39 confusable skeleton (NFD, each character replaced by its prototype, NFD)."""
+    return _SKELETON.getSkeleton(0, text)
+
+
+def _spaces(text: str) -> str:
+    """Every space character as one ASCII space, none at the ends (RFC 8266's additional mapping)."""
+    text = "".join(" " if unicodedata.category(ch) == "Zs" else ch for ch in text)
+    return re.sub(" {2,}", " ", text).strip()
+
+
+def _prepare(value: object, what: str, limit: int) -> str:
+    """NFC text with ordinary spaces, non-empty, within the limit, without anything invisible."""
     if not isinstance(value, str):
-        raise ChatError("bad_name", f"The {what} must be text.")
-    text = unicodedata.normalize("NFC", value).strip()
+        raise _refuse(what, "must be text")
+    text = _spaces(unicodedata.normalize("NFC", value).strip())
     if not text:
-        raise ChatError("bad_name", f"The {what} is empty.")
+        raise _refuse(what, "is empty")
     if len(text) > limit:
-        raise ChatError("bad_name", f"The {what} is longer than {limit} characters.")
+        raise _refuse(what, f"is longer than {limit} characters")
     for ch in text:
         if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
-            raise ChatError("bad_name", f"The {what} contains a control or invisible character.")
+            raise _refuse(what, f"contains a control or invisible character ({_describe(ch)})")
+    for ch in text:
+        if _IGNORABLE.contains(ch) or _skeleton(ch) == "":
+            raise _refuse(what, f"contains an invisible or blank filler character ({_describe(ch)}), "
+                                "which would let it pass for another name")
     return text
 
 
+def _check_marks(what: str, text: str) -> None:
+    """Refuse combining marks with nothing to sit on, repeated on one letter, or piled up."""
+    base = ""
+    marks: list[str] = []
+    for ch in unicodedata.normalize("NFD", text):
+        if unicodedata.category(ch).startswith("M"):
+            if not base or base == " ":
+                raise _refuse(what, f"starts a word with a combining mark ({_describe(ch)})")
+            if ch in marks:
+                raise _refuse(what, f"repeats the combining mark {_describe(ch)} on one letter")
+            marks.append(ch)
+            if len(marks) > MAX_MARKS:
+                raise _refuse(what, f"stacks more than {MAX_MARKS} combining marks on one letter")
+        else:
+            base, marks = ch, []
+
+
+def _precis_refusal(what: str, exc: UnicodeEncodeError) -> ChatError:
+    """PRECIS's reason for refusing, as a sentence."""
+    kind = exc.reason.rsplit("/", 1)[-1]
+    if kind == "bidi_rule":
+        return _refuse(what, "mixes right-to-left and left-to-right text in a way that can reorder it "
+                             "on screen (RFC 5893)")
+    if kind in ("empty", "not_idempotent") or exc.end - exc.start != 1:
+        return _refuse(what, "is not a valid name (PRECIS: " + kind.replace("_", " ") + ")")
+    ch = exc.object[exc.start]
+    if kind in ("arabic_indic", "extended_arabic_indic"):
+        return _refuse(what, "mixes Arabic-Indic and Extended Arabic-Indic digits")
+    if kind in _CONTEXT_RULES:
+        return _refuse(what, f"uses {_describe(ch)} outside the words it belongs in")
+    why = _PRECIS_REASONS.get(kind, "a character PRECIS does not allow here")
+    return _refuse(what, f"contains {why} ({_describe(ch)})")
+
+
+def _precis(profile, what: str, text: str, lenient_context: bool = False) -> str:
+    """The profile's enforcement of `text`, or a bad_name refusal saying why.
+
+    With `lenient_context`, a character that PRECIS allows only in some company (RFC 5892
+    appendix A: the middle dot between two l's, Arabic-Indic digits of one kind) is allowed
+    anywhere; every character is still checked against the string class.
+    """
+    try:
+        return profile.enforce(text)
+    except UnicodeEncodeError as exc:
+        if not (lenient_context and exc.reason.rsplit("/", 1)[-1] in _CONTEXT_RULES):
+            raise _precis_refusal(what, exc) from None
+    except _LIBRARY_ERRORS:
+        raise _refuse(what, "is not a valid name") from None
+    try:
+        mapped = profile.apply_five_rules(profile.apply_five_rules(text))
+    except _LIBRARY_ERRORS:
+        raise _refuse(what, "is not a valid name") from None
+    for i, ch in enumerate(mapped):
+        prop, kind = derived_property(ord(ch), profile.base.ucd)
+        if prop not in (PVALID, FREE_PVAL, CONTEXTO):
+            raise _precis_refusal(what, UnicodeEncodeError(profile.name, mapped, i, i + 1, "DISALLOWED/" + kind))
+    return mapped
+
+
+def _scripts(text: str) -> str:
+    seen: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "LMN":
+            name = icu.Script.getScript(ch).getName()
+            if name not in ("Common", "Inherited") and name not in seen:
+                seen.append(name)
+    return ", ".join(seen)
+
+
+# --- room names --------------------------------------------------------------------------------
+def _room_symbol_ok(ch: str) -> bool:
+    """Room names may hold any letter, mark or digit; other characters must be harmless."""
+    if ch == " " or "!" <= ch <= "~" or unicodedata.category(ch)[0] in "LMN":
+        return True
+    if _IDENTIFIER.contains(ch) or _EMOJI.contains(ch):
+        return True
+    skeleton = _skeleton(ch)  # dashes, quotes and the like stand for the ASCII one they look like
+    return skeleton != "" and all("!" <= c <= "~" for c in skeleton)
+
+
+@lru_cache(maxsize=8192)
+def _id_char_ok(ch: str) -> bool:
+    """Whether a character may stand in a room id: ASCII, or a letter, mark or digit PRECIS allows."""
+    if " " <= ch <= "~":
+        return True
+    if unicodedata.category(ch)[0] not in "LMN" or _IGNORABLE.contains(ch) or _skeleton(ch) == "":
+        return False
+    try:
+        _ROOM_KEY.enforce(ch)
+    except _LIBRARY_ERRORS:
+        return False
+    return True
+
+
+@lru_cache(maxsize=8192)
+def _prototype(ch: str) -> str:
+    """The UTS #39 prototype of one character, where that is itself fit for a room id.
+
+    ASCII stays as it is, so a lowercase ASCII name is its own id, as it always was. A prototype
+    that is a symbol or a conjoining jamo (the skeleton of く is ❬, of a Hangul syllable its
+    decomposed jamo) would not be a room name itself, so such a character keeps its own form.
+    """
+    if ch < "\x80":
+        return ch
+    look = unicodedata.normalize("NFC", _skeleton(ch))
+    if look == ch or not look or not all(_id_char_ok(c) for c in look):
+        return ch
+    return look
+
+
+def _room_step(text: str) -> str:
+    """One round of canonicalisation: each character by its prototype, then NFKC and case folding."""
+    mapped = "".join(_prototype(ch) for ch in unicodedata.normalize("NFC", text))
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", mapped).casefold())
+    return _spaces(folded)
+
+
+def _room_canonical(key: str) -> str:
+    text = key
+    for _ in range(8):
+        step = _room_step(text)
+        if step == text:
+            break
+        text = step
+    return unicodedata.normalize("NFC", text)
+
+
+def _room_once(value: object) -> tuple[str, str]:
+    display = _prepare(value, "room name", MAX_ROOM_NAME)
+    return display, _room_id_of(display)
+
+
+@lru_cache(maxsize=4096)
+def _room_id_of(display: str) -> str:
+    """The id of a prepared room name (at most MAX_ROOM_NAME characters, so the cache stays small)."""
+    what = "room name"
+    key = _precis(_ROOM_KEY, what, display, lenient_context=True)
+    _check_marks(what, key)
+    for ch in key:
+        if not _room_symbol_ok(ch):
+            raise _refuse(what, f"contains {_describe(ch)}; room names may use letters, digits, spaces, "
+                                "ordinary punctuation and emoji")
+    try:
+        rid = _room_canonical(key)
+    except _LIBRARY_ERRORS:
+        raise _refuse(what, "is not a valid name") from None
+    if not rid:
+        raise _refuse(what, "is empty once normalised")
+    if len(rid) > MAX_ROOM_NAME:
+        raise _refuse(what, f"is longer than {MAX_ROOM_NAME} characters once normalised")
+    # The id must name its own room: a client may send it back as the room name.
+    if rid != display:
+        try:
+            again = _room_once(rid)[1]
+        except ChatError:
+            again = None
+        if again != rid:
+            raise _refuse(what, "cannot be reduced to a stable room id; leave out unusual characters")
+    return rid
+
+
 def display_room_name(value: object) -> str:
-    """The room name as the creator typed it, trimmed and validated."""
-    return _check(value, "room name", MAX_ROOM_NAME)
+    """The room name as the creator typed it: NFC, spaces made ordinary and trimmed, validated."""
+    return _room_once(value)[0]
 
 
 def room_id(value: object) -> str:
-    """Canonical id: NFKC, stripped, casefolded, so 'Lobby' and 'ＬＯＢＢＹ ' are one room."""
-    display = display_room_name(value)
-    canonical = unicodedata.normalize("NFKC", display).strip().casefold()
-    return _check(canonical, "room name", MAX_ROOM_NAME * 3)
+    """Canonical id: NFKC, case folded, spaces collapsed, non-ASCII look-alikes by their UTS #39 prototype.
+
+    'Lobby' and 'ＬＯＢＢＹ ' are one room, and so are 'Family' and 'Famіly' (Cyrillic і); a
+    lowercase ASCII name is its own id.
+    """
+    return _room_once(value)[1]
+
+
+# --- usernames ---------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def _username(text: str) -> str:
+    """The display form of a prepared username (at most MAX_USERNAME characters)."""
+    what = "username"
+    parts = text.split(" ")  # RFC 8265 section 3.1: userparts separated by spaces
+    display = " ".join(_precis(_USER_DISPLAY, what, part) for part in parts)
+    for part in display.split(" "):
+        _precis(_USER_KEY, what, part)
+    _check_marks(what, display)
+    for ch in display:
+        if unicodedata.category(ch)[0] in "LMN" and not _IDENTIFIER.contains(ch):
+            raise _refuse(what, f"contains {_describe(ch)}, which is not used in ordinary writing and can "
+                                "imitate another letter (UTS #39 identifier profile)")
+    try:
+        verdict = _SPOOF.check(display)
+    except _LIBRARY_ERRORS:
+        raise _refuse(what, "is not a valid name") from None
+    if verdict & icu.USpoofChecks.MIXED_NUMBERS:
+        raise _refuse(what, "mixes digits of different number systems")
+    if verdict & icu.USpoofChecks.RESTRICTION_LEVEL:
+        raise _refuse(what, f"mixes letters of different scripts ({_scripts(display)}), a common way to "
+                            "imitate another name; write it in one script")
+    return display
 
 
 def username(value: object) -> str:
-    return _check(value, "username", MAX_USERNAME)
+    """The username as typed after PRECIS (width mapped, NFC), refused unless it is safe to show."""
+    return _username(_prepare(value, "username", MAX_USERNAME))
 
 
+def _midword_capitals(text: str) -> str:
+    """A capital inside a lowercase word reads as the lowercase letter it resembles: 'aIice' as 'alice'."""
+    out = list(text)
+    for i in range(1, len(out)):
+        ch = out[i]
+        if unicodedata.category(ch) in ("Lu", "Lt") and unicodedata.category(text[i - 1]) == "Ll":
+            look = _skeleton(ch)
+            if len(look) == 1 and unicodedata.category(look) == "Ll":
+                out[i] = look
+    return "".join(out)
+
+
+def _user_key_step(text: str) -> str:
+    text = _midword_capitals(text)
+    try:
+        key = " ".join(_USER_KEY.enforce(part) for part in text.split(" "))
+    except _LIBRARY_ERRORS:
+        key = unicodedata.normalize("NFKC", text).casefold()
+    return _skeleton(key)
+
+
+@lru_cache(maxsize=4096)
 def username_key(name: str) -> str:
-    """Usernames that differ only by case or compatibility form count as the same name."""
-    return unicodedata.normalize("NFKC", name).casefold()
+    """Usernames that differ by case, compatibility form or look (UTS #39 skeleton) are one name.
+
+    The key is the confusable skeleton of the PRECIS UsernameCaseMapped form, repeated until it
+    no longer changes, so the key of a key is itself.
+    """
+    text = name
+    for _ in range(8):
+        step = _user_key_step(text)
+        if step == text:
+            break
+        text = step
+    return text
