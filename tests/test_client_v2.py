@@ -478,3 +478,25 @@ def test_a_member_sends_only_under_an_epoch_drawn_for_the_room_as_it_is():
     keeper.host_changed("carol")  # not alice any more: her grants are refused
     keeper.grant(grant(5, 9, ["alice", "bob"]))
     assert keeper.take_events()[-1]["type"] == "bad_grant" and keeper.current.number == 4
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_message_lost_in_a_drop_while_a_member_left_is_resent_under_the_new_epoch(make_client):
+    alice, bob, carol = await room_of(make_client, "Drop", {"alice": "ws", "bob": "ws", "carol": "ws"})
+    before = alice.epoch
+    stream = alice.transport._conn.protocol.stream
+
+    def lost_on_the_wire(data: bytes) -> "asyncio.Future[None]":
+        stream.close()  # the frame left alice, then the network died before it arrived
+        done: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    stream.write = lost_on_the_wire
+    await alice.send_text("lost in the drop")  # sealed under the epoch carol holds
+    await carol.leave()  # while alice is away
+    got = await next_of(bob, "text", timeout=20)
+    assert got["text"] == "lost in the drop" and got["epoch"] > before
+    assert got["epoch"] == bob.epoch and "carol" not in bob.epoch_members  # sealed again, same id
+    await alice.send_text("and after it")
+    assert (await next_of(bob, "text"))["text"] == "and after it"  # once, in order
