@@ -7,11 +7,28 @@ import queue
 import subprocess
 import threading
 import time
-from typing import Callable, List, Optional, Union
+from typing import Callable, Iterator, List, Optional, Union
 
-from .test_cli import client, errors, fails_with_one_line, log_dir, server, server_with  # noqa: F401 - fixtures
+import pytest
+
+from .test_cli import LOGS, client, errors, fails_with_one_line, start_server
 
 Line = Union[dict, str]
+
+
+@pytest.fixture(autouse=True)
+def log_dir(tmp_path_factory) -> None:
+    """Child processes' stderr goes where test_cli keeps it; the log-hygiene plugin scans it all."""
+    if not LOGS:
+        LOGS.append(tmp_path_factory.mktemp("cli-logs"))
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    proc = start_server()
+    yield proc.url  # type: ignore[attr-defined]
+    proc.terminate()
+    proc.wait(10)
 
 
 class Chat:
@@ -55,7 +72,8 @@ class Chat:
 
     def event(self, kind: str, timeout: float = 20, **match: object) -> dict:
         def check(line: Line) -> bool:
-            return isinstance(line, dict) and line.get("type") == kind and all(line.get(k) == v for k, v in match.items())
+            return (isinstance(line, dict) and line.get("type") == kind
+                    and all(line.get(k) == v for k, v in match.items()))
         return self.expect(check, f"{kind} {match}", timeout)  # type: ignore[return-value]
 
     def keyed(self, *members: str) -> dict:

@@ -11,8 +11,8 @@ from typing import Callable, Dict, List
 import pytest
 
 from chat.client import crypto
-from chat.client.errors import ServerRefused
 from chat.client.epochs import KEEP_OLD_EPOCH, NEWCOMER_WAIT, NO_KEY_AFTER, EpochKeeper
+from chat.client.errors import ServerRefused
 from handlers.websocket import ChatSocket
 
 from .conftest import FAST_ITER
