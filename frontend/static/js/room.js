@@ -1,10 +1,20 @@
 /*
- * Seal.Room: one member of one room, the browser twin of chat/client/room.py. It processes
- * every room event once and in order (seq at or below the cursor is ignored, duplicate message
- * ids are dropped), decrypts messages, reassembles files, resends frames the server has not
- * echoed once a reconnect's replay is through, and reports view events:
- *   members, joined, left, text, file-start, file-progress, file, file-abandoned, undecryptable,
- *   gap, error, transport, sent.
+ * Seal.Room: one member of one sealchat/v2 room, the browser twin of chat/client/room.py. It
+ * processes every room event once and in order (seq at or below the cursor is ignored, duplicate
+ * message ids are dropped), opens and checks signed messages and files, holds outgoing messages
+ * in order until an epoch is usable, resends frames the server has not echoed once a reconnect's
+ * replay is through, and reports view events. Keys, host duties and the reload vault are the
+ * keyring's (Seal.epochs, epochs.js); the room feeds it the events in order.
+ *
+ * View events ({type, ...}):
+ *   members {members}; joined {user}; left {user, reason}; removed {user, by} (a `left` with
+ *   reason kicked); host {user, me, initial}; locked / unlocked {by, initial}; rekey {epoch, by,
+ *   members}; safety {code, members: [{user, fingerprint}]}; key-state {usable, held};
+ *   no_key {} (no usable key for 5 s: the keyring announced again); key_changed {user};
+ *   bad_grant {from, reason}; forged {from, reason, what}; undecryptable {from, reason, fileId?};
+ *   text {from, id, ts, mine, text}; file-start / file-progress / file / file-abandoned;
+ *   gap {from, to}; error {code, message, retryAfter}; transport {mode, state, detail};
+ *   sent {fileId, i, n}; fatal {code, message} (the tab cannot go on: its keys did not open).
  * file-abandoned {from, fileId, name, reason}: an announced file that will not complete (its
  * sender left, or no chunk came for a minute while connected); its file-start entry is dead.
  */
@@ -12,18 +22,10 @@
     'use strict';
 
     var Seal = root.Seal;
-    var SC = root.SealCrypto;
     var SEEN_IDS = 50000;
     var FILE_IDLE_MS = 60000;
     var MAX_UNCONFIRMED = 4096; // frames kept for resending, and at most this many characters:
     var MAX_UNCONFIRMED_CHARS = 67108864;
-
-    // Resumed keys must carry their message count across a reload (the per-key limit).
-    function saveKeyUse(keys) {
-        if (Seal.session && typeof Seal.session.update === 'function') {
-            Seal.session.update({keys: SC.exportForResume(keys)});
-        }
-    }
 
     // A page callback that throws must not stop the room's event processing: report it later.
     function callPage(fn, arg) {
@@ -36,27 +38,39 @@
         }
     }
 
+    /**
+     * @param {Object} opts roomId (canonical), username, token, cursor (the join answer's or the
+     *   saved one), members, limits, vault (sealed {n, c} from the tab's storage), onView(view),
+     *   onCursor(seq), onVault(vault) (store the re-sealed vault), fileIdleMs, timing (see
+     *   Seal.epochs), crypto (defaults to window.SealCrypto).
+     * @constructor
+     */
     function Room(opts) {
-        this.keys = opts.keys;
+        var self = this;
+        this.sc = opts.crypto || root.SealCrypto;
+        this.roomId = opts.roomId;
         this.username = opts.username;
         this.token = opts.token;
         this.cursor = opts.cursor || 0;
         this.members = (opts.members || []).slice();
         this.limits = opts.limits || {};
+        this.vault = opts.vault || null;
         this.onView = opts.onView;
         this.onCursor = opts.onCursor || function () {};
-        this.onKeysUsed = opts.onKeysUsed || saveKeyUse;
+        this.onVault = opts.onVault || function () {};
         this.fileIdleMs = opts.fileIdleMs || FILE_IDLE_MS;
+        this.host = null;
+        this.locked = false;
         this.seen = {};
         this.seenOrder = [];
         this.files = {};
-        // id -> {frame, chars, epoch}; epoch counts welcomes and gaps, so a resend takes only
-        // frames sent before the reconnect (later ones are on their way on the new connection).
+        // id -> {frame, chars, generation}; the generation counts welcomes and gaps, so a resend
+        // takes only frames sent before the reconnect (later ones are on the new connection).
         this.unconfirmed = {};
         this.unconfirmedOrder = [];
         this.unconfirmedCount = 0;
         this.unconfirmedChars = 0;
-        this.epoch = 0;
+        this.generation = 0;
         this.resendAfter = null; // resend once events up to this seq have been processed
         this.processed = this.cursor;
         this.connected = false;
@@ -65,11 +79,52 @@
         this.working = false;
         this.outgoing = [];
         this.sendingOp = false;
+        this.heldShown = -1;
         this.transport = null;
+        this.ring = Seal.epochs.init({
+            crypto: this.sc,
+            roomId: this.roomId,
+            username: this.username,
+            changeSeq: this.cursor,
+            timing: opts.timing,
+            members: function () {
+                return self.members;
+            },
+            cursor: function () {
+                return self.processed;
+            },
+            send: function (frame) {
+                return !!(self.transport && !self.closed && self.transport.send(frame));
+            },
+            busy: function () {
+                return self.working || self.inbox.length > 0;
+            },
+            connected: function () {
+                return self.connected;
+            },
+            emit: function (view) {
+                self.emit(view);
+                if (view.type === 'host') {
+                    self.host = view.user;
+                }
+            },
+            saveVault: function (vault) {
+                self.vault = vault;
+                callPage(self.onVault, vault);
+            },
+            changed: function () {
+                self.keyState();
+            }
+        });
     }
 
     Room.prototype.attach = function (transport) {
         this.transport = transport;
+    };
+
+    /** @returns {boolean} whether this member is the host (it may remove members and lock the room). */
+    Room.prototype.isHost = function () {
+        return this.ring.isHost();
     };
 
     // ---- incoming ------------------------------------------------------------------------
@@ -92,13 +147,20 @@
 
     Room.prototype.pump = function () {
         var self = this, ev;
-        if (this.working || !this.inbox.length) {
+        if (this.working || this.closed) {
+            return;
+        }
+        if (!this.inbox.length) {
+            this.ring.flush(); // what these events asked of the host, answered once
             return;
         }
         this.working = true;
         ev = this.inbox.shift();
         this.handle(ev, function () {
             self.working = false;
+            if (self.closed) {
+                return;
+            }
             if (typeof ev.seq === 'number') {
                 if (ev.seq > self.processed) {
                     self.processed = ev.seq;
@@ -120,31 +182,41 @@
     Room.prototype.handle = function (ev, done) {
         var kind = ev.type, i;
         if (kind === 'welcome') {
-            this.members = (ev.members || []).slice();
-            if (ev.limits) {
-                this.limits = ev.limits;
-            }
-            // The replay up to the welcome's cursor may confirm frames; resend the rest after it.
-            this.epoch++;
-            this.resendAfter = typeof ev.cursor === 'number' ? ev.cursor : this.processed;
-            this.emit({type: 'members', members: this.members.slice()});
-            done();
+            this.onWelcome(ev, done);
         } else if (kind === 'joined') {
             if (this.indexOf(ev.user) < 0) {
                 this.members.push(ev.user);
             }
             this.emit({type: 'joined', user: ev.user});
             this.emit({type: 'members', members: this.members.slice()});
-            done();
+            this.ring.joined(ev.user, ev.seq, done);
         } else if (kind === 'left') {
             i = this.indexOf(ev.user);
             if (i >= 0) {
                 this.members.splice(i, 1);
             }
             this.abandonFrom(ev.user, 'the sender left');
-            this.emit({type: 'left', user: ev.user, reason: ev.reason});
+            if (ev.reason === 'kicked') {
+                this.emit({type: 'removed', user: ev.user, by: ev.by || null});
+            } else {
+                this.emit({type: 'left', user: ev.user, reason: ev.reason});
+            }
             this.emit({type: 'members', members: this.members.slice()});
+            this.ring.left(ev.user, ev.seq, done);
+        } else if (kind === 'host') {
+            if (typeof ev.user === 'string') {
+                this.ring.setHost(ev.user, false);
+                this.emit({type: 'members', members: this.members.slice()});
+            }
             done();
+        } else if (kind === 'locked' || kind === 'unlocked') {
+            this.locked = kind === 'locked';
+            this.emit({type: kind, by: ev.by || null, initial: false});
+            done();
+        } else if (kind === 'announce') {
+            this.ring.onAnnounce(ev, done);
+        } else if (kind === 'grant') {
+            this.ring.onGrant(ev, done);
         } else if (kind === 'msg') {
             this.onMsg(ev, done);
         } else if (kind === 'chunk') {
@@ -158,7 +230,7 @@
             }
             // Echoes of our own frames may be among the lost events: resend (receivers drop
             // duplicate ids and chunks).
-            this.epoch++;
+            this.generation++;
             if (this.resendAfter === null) {
                 this.resendAfter = this.processed;
             }
@@ -167,12 +239,54 @@
         } else if (kind === 'error') {
             if (typeof ev.ref === 'string') {
                 this.forget(ev.ref); // refused: resending would be refused again
+                if (ev.ref.indexOf('grant-') === 0 && this.ring.grantRefused(ev.code, ev.retry_after)) {
+                    done();
+                    return;
+                }
             }
             this.emit({type: 'error', code: ev.code, message: ev.message, retryAfter: ev.retry_after});
             done();
         } else {
             done();
         }
+    };
+
+    // The first welcome opens the tab's vault (inside the keyring); every one sets the members,
+    // host, lock state and pinned keys, and schedules the resend of unconfirmed frames.
+    Room.prototype.onWelcome = function (ev, done) {
+        var self = this, first = !this.ring.opened;
+        if (ev.members && ev.members.length) {
+            this.members = ev.members.slice();
+        }
+        if (ev.limits) {
+            this.limits = ev.limits;
+        }
+        // The replay up to the welcome's cursor may confirm frames; resend the rest after it.
+        this.generation++;
+        this.resendAfter = typeof ev.cursor === 'number' ? ev.cursor : this.processed;
+        this.ring.welcome(ev, this.vault, function (err) {
+            var i;
+            if (self.closed) {
+                done();
+                return;
+            }
+            if (err) {
+                self.emit({type: 'fatal', code: err.code || 'vault', message: err.message});
+                self.close();
+                done();
+                return;
+            }
+            if (first) {
+                for (i = 0; i < self.ring.restoredSeen.length; i++) {
+                    self.isNewId(self.ring.restoredSeen[i]);
+                }
+            }
+            self.locked = !!ev.locked;
+            self.emit({type: ev.locked ? 'locked' : 'unlocked', by: null, initial: true});
+            self.emit({type: 'members', members: self.members.slice()});
+            self.keyState();
+            done();
+        });
     };
 
     Room.prototype.indexOf = function (user) {
@@ -250,29 +364,67 @@
         }
     };
 
-    // The page is leaving the room: stop the timers and drop the keys and all queued work.
+    // The page is leaving the room (or was removed): stop the timers and drop every key and all
+    // queued work.
     Room.prototype.close = function () {
         var key;
         this.closed = true;
         this.inbox = [];
         this.outgoing = [];
-        this.onKeysUsed = function () {};
-        this.keys = null;
+        this.onVault = function () {};
+        this.vault = null;
+        this.ring.close();
         for (key in this.files) {
             if (Object.prototype.hasOwnProperty.call(this.files, key)) {
                 root.clearTimeout(this.files[key].timer);
             }
         }
         this.files = {};
+        this.seen = {};
+        this.seenOrder = [];
         root.clearTimeout(this.resendTimer);
     };
 
+    // The header as sent, read without any key: only to refuse epochs below the reload floor
+    // and to learn epoch numbers. Everything in it is checked again by SealCrypto.open.
+    Room.prototype.peekHeader = function (env) {
+        try {
+            return JSON.parse(this.sc.fromUtf8(this.sc.unb64u(env.h)));
+        } catch (e) {
+            return null;
+        }
+    };
+
     Room.prototype.onMsg = function (ev, done) {
-        var self = this, sender = ev.from;
-        SC.open(this.keys, ev.env, sender, function (err, opened) {
+        var self = this, sc = this.sc, sender = ev.from, ring = this.ring, peek = ev.env ? this.peekHeader(ev.env) : null;
+        if (!ring.opened) {
+            done();
+            return;
+        }
+        if (peek && typeof peek.epoch === 'number') {
+            ring.noteEpoch(peek.epoch);
+            if (ring.belowFloor(peek.epoch)) {
+                this.emit({type: 'undecryptable', from: sender, reason: 'it was sealed under a key older than ' +
+                    'the one this tab held when it reloaded (a late or replayed message)'});
+                done();
+                return;
+            }
+        }
+        sc.open(function (n) {
+            return ring.lookup(n);
+        }, ev.env, sender, ring.sender(sender), function (err, opened) {
             var h, base, meta, text;
+            if (self.closed) {
+                done();
+                return;
+            }
             if (err) {
-                self.emit({type: 'undecryptable', from: sender, reason: err.message});
+                if (err.code === 'forged') {
+                    self.emit({type: 'forged', from: sender, what: 'message', reason: err.message});
+                } else {
+                    self.emit({type: 'undecryptable', from: sender, reason: err.code === 'nokey' ?
+                        'this tab has no key for it (sent under a key this member was not given)' : err.message});
+                }
                 done();
                 return;
             }
@@ -284,10 +436,11 @@
                 done();
                 return;
             }
+            ring.remember(h.id, h.epoch);
             base = {from: sender, id: h.id, ts: h.ts, mine: sender === self.username};
             if (h.type === 'text') {
                 try {
-                    text = SC.fromUtf8(opened.plaintext);
+                    text = sc.fromUtf8(opened.plaintext);
                 } catch (e) {
                     text = null;
                 }
@@ -300,10 +453,10 @@
                 }
             } else if (h.type === 'file') {
                 try {
-                    meta = JSON.parse(SC.fromUtf8(opened.plaintext));
-                    if (!meta || typeof meta.file_id !== 'string' || SC.unb64u(meta.file_id).length !== 16 ||
+                    meta = JSON.parse(sc.fromUtf8(opened.plaintext));
+                    if (!meta || typeof meta.file_id !== 'string' || sc.unb64u(meta.file_id).length !== 16 ||
                             typeof meta.size !== 'number' || Math.floor(meta.size) !== meta.size || meta.size < 0 ||
-                            meta.chunks !== SC.chunkCount(meta.size) ||
+                            meta.chunks !== sc.chunkCount(meta.size) ||
                             typeof meta.name !== 'string' || typeof meta.mime !== 'string') {
                         throw new Error('bad file metadata');
                     }
@@ -320,7 +473,10 @@
                     return;
                 }
                 self.abandonFile(sender + '\n' + meta.file_id, null);
-                self.files[sender + '\n' + meta.file_id] = {meta: meta, base: base, parts: [], count: 0, timer: null};
+                // The file's chunks open under the epoch of this envelope and verify under the
+                // sender's key, held here while the file is in flight.
+                self.files[sender + '\n' + meta.file_id] = {meta: meta, base: base, parts: [], count: 0, timer: null,
+                    ep: ring.lookup(h.epoch), ann: ring.sender(sender)};
                 self.touchFile(sender + '\n' + meta.file_id);
                 base.type = 'file-start';
                 base.name = meta.name;
@@ -345,7 +501,7 @@
             done();
             return;
         }
-        SC.decryptChunk(this.keys, ev.file, ev.i, ev.n, ev.c, function (err, plain) {
+        this.sc.decryptChunk(incoming.ep, incoming.ann, ev.file, ev.i, ev.n, ev.c, ev.s, function (err, plain) {
             var total = 0, i, bytes, off = 0;
             if (self.files[key] !== incoming) {
                 done();
@@ -353,7 +509,13 @@
             }
             if (err) {
                 self.abandonFile(key, null);
-                self.emit({type: 'undecryptable', from: sender, reason: err.message, fileId: ev.file});
+                if (err.code === 'forged') {
+                    self.emit({type: 'forged', from: sender, what: 'file', fileId: ev.file, name: incoming.meta.name,
+                        reason: 'a piece of the file ' + incoming.meta.name + ' is not signed by ' + sender + ': ' +
+                            err.message});
+                } else {
+                    self.emit({type: 'undecryptable', from: sender, reason: err.message, fileId: ev.file});
+                }
                 done();
                 return;
             }
@@ -404,11 +566,11 @@
         // Later, so that the transport has finished switching to connected before frames go out.
         root.clearTimeout(this.resendTimer);
         this.resendTimer = root.setTimeout(function () {
-            self.resend(self.epoch);
+            self.resend(self.generation);
         }, 0);
     };
 
-    Room.prototype.resend = function (epoch) {
+    Room.prototype.resend = function (generation) {
         var i, id, entry;
         if (!this.transport || this.closed) {
             return;
@@ -417,8 +579,8 @@
         for (i = 0; i < this.unconfirmedOrder.length; i++) {
             id = this.unconfirmedOrder[i];
             entry = this.unconfirmed[id];
-            if (entry && entry.epoch < epoch) {
-                entry.epoch = epoch;
+            if (entry && entry.generation < generation) {
+                entry.generation = generation;
                 this.transport.send(entry.frame);
             }
         }
@@ -441,7 +603,7 @@
         var chars = frame.c ? frame.c.length : frame.env ? frame.env.c.length : 0;
         frame.ref = id;
         this.forget(id);
-        this.unconfirmed[id] = {frame: frame, chars: chars, epoch: this.epoch};
+        this.unconfirmed[id] = {frame: frame, chars: chars, generation: this.generation};
         this.unconfirmedOrder.push(id);
         this.unconfirmedCount++;
         this.unconfirmedChars += chars;
@@ -458,11 +620,12 @@
     Room.prototype.queue = function (op) {
         this.outgoing.push(op);
         this.nextOp();
+        this.keyState();
     };
 
     Room.prototype.nextOp = function () {
         var self = this, op;
-        if (this.sendingOp || !this.outgoing.length) {
+        if (this.sendingOp || !this.outgoing.length || this.closed) {
             return;
         }
         this.sendingOp = true;
@@ -470,24 +633,59 @@
         op(function () {
             self.sendingOp = false;
             self.nextOp();
+            self.keyState();
         });
     };
 
-    Room.prototype.keysUsed = function () {
-        callPage(this.onKeysUsed, this.keys);
+    /** How many outgoing messages wait (for a key, or behind one that does). */
+    Room.prototype.held = function () {
+        return this.outgoing.length + (this.sendingOp ? 1 : 0);
     };
 
-    function headerId(env) {
-        return JSON.parse(SC.fromUtf8(SC.unb64u(env.h))).id;
+    // Tells the page whether a key is usable and how much is waiting, when either changes.
+    Room.prototype.keyState = function () {
+        var usable = !!this.ring.usable(), held = usable ? 0 : this.held(), shown = (usable ? 1 : 0) + 2 * held;
+        if (this.closed || !this.ring.opened || shown === this.heldShown) {
+            return;
+        }
+        this.heldShown = shown;
+        this.emit({type: 'key-state', usable: usable, held: held});
+    };
+
+    // Seals with make(ep, cb) under a usable epoch, and again under the new one if the epoch
+    // stopped being usable meanwhile (a member left or joined while sealing): nothing leaves
+    // under an epoch that is not the usable one at the moment it is handed to the transport.
+    Room.prototype.underUsable = function (make, cb) {
+        var self = this;
+        this.ring.whenUsable(function (ep) {
+            if (self.closed) {
+                return;
+            }
+            make(ep, function (err, result) {
+                if (self.closed) {
+                    return;
+                }
+                if (!err && self.ring.usable() !== ep) {
+                    self.underUsable(make, cb);
+                    return;
+                }
+                cb(err, result);
+            });
+        });
+    };
+
+    function headerId(sc, env) {
+        return JSON.parse(sc.fromUtf8(sc.unb64u(env.h))).id;
     }
 
     Room.prototype.sendText = function (text, cb) {
-        var self = this;
+        var self = this, sc = this.sc;
         this.queue(function (next) {
-            SC.sealText(self.keys, self.username, text, function (err, env) {
+            self.underUsable(function (ep, made) {
+                sc.sealText(ep, self.ring.session, self.username, text, made);
+            }, function (err, env) {
                 if (!err) {
-                    self.keysUsed();
-                    self.track(headerId(env), {type: 'msg', env: env});
+                    self.track(headerId(sc, env), {type: 'msg', env: env});
                 }
                 next();
                 if (cb) {
@@ -498,9 +696,9 @@
     };
 
     // bytes: Uint8Array; onProgress(fraction) covers encryption; the server's echo of each chunk
-    // is reported as a 'sent' view event.
+    // is reported as a 'sent' view event. The announcement and the chunks use one epoch.
     Room.prototype.sendFile = function (bytes, name, mime, onProgress, cb) {
-        var self = this, limit = this.limits.max_file_bytes;
+        var self = this, sc = this.sc, limit = this.limits.max_file_bytes;
         if (limit && bytes.length > limit) {
             root.setTimeout(function () {
                 cb(Seal.api.makeError('too_large', 'Files may be at most ' + Seal.dom.formatBytes(limit) + '.'));
@@ -508,32 +706,56 @@
             return;
         }
         this.queue(function (next) {
-            SC.encryptFile(self.keys, bytes, onProgress, function (err, enc) {
-                var meta;
+            self.underUsable(function (ep, made) {
+                var session = self.ring.session;
+                sc.encryptFile(ep, session, bytes, onProgress, function (err, enc) {
+                    var meta;
+                    if (err) {
+                        made(err);
+                        return;
+                    }
+                    meta = {file_id: enc.fileId, name: name, mime: mime, size: bytes.length, chunks: enc.chunks.length};
+                    sc.seal(ep, session, self.username, 'file', sc.utf8(JSON.stringify(meta)), function (err2, env) {
+                        made(err2 || null, err2 ? null : {enc: enc, env: env});
+                    });
+                });
+            }, function (err, made) {
+                var i, enc;
                 if (err) {
                     next();
                     cb(err);
                     return;
                 }
-                meta = {file_id: enc.fileId, name: name, mime: mime, size: bytes.length, chunks: enc.chunks.length};
-                SC.seal(self.keys, self.username, 'file', SC.utf8(JSON.stringify(meta)), function (err2, env) {
-                    var i;
-                    if (err2) {
-                        next();
-                        cb(err2);
-                        return;
-                    }
-                    self.keysUsed();
-                    self.track(headerId(env), {type: 'msg', env: env});
-                    for (i = 0; i < enc.chunks.length; i++) {
-                        self.track(enc.fileId + '/' + i, {type: 'chunk', file: enc.fileId, i: i,
-                            n: enc.chunks.length, c: enc.chunks[i]});
-                    }
-                    next();
-                    cb(null, {fileId: enc.fileId, n: enc.chunks.length});
-                });
+                enc = made.enc;
+                self.track(headerId(sc, made.env), {type: 'msg', env: made.env});
+                for (i = 0; i < enc.chunks.length; i++) {
+                    self.track(enc.fileId + '/' + i, {type: 'chunk', file: enc.fileId, i: i,
+                        n: enc.chunks.length, c: enc.chunks[i].c, s: enc.chunks[i].s});
+                }
+                next();
+                cb(null, {fileId: enc.fileId, n: enc.chunks.length});
             });
         });
+    };
+
+    // ---- the host's actions --------------------------------------------------------------
+
+    // Host-only frames are not resent: the page shows a refusal, and a retry is the user's.
+    Room.prototype.hostFrame = function (frame) {
+        if (this.closed || !this.transport) {
+            return false;
+        }
+        return !!this.transport.send(frame);
+    };
+
+    /** Removes user from the room (host only). @returns {boolean} false when not connected. */
+    Room.prototype.kick = function (user) {
+        return this.hostFrame({type: 'kick', user: user, ref: 'kick'});
+    };
+
+    /** Locks (locked=true) or unlocks the room (host only). @returns {boolean} false when not connected. */
+    Room.prototype.setLocked = function (locked) {
+        return this.hostFrame({type: locked ? 'lock' : 'unlock', ref: locked ? 'lock' : 'unlock'});
     };
 
     Seal.Room = Room;
