@@ -1,6 +1,7 @@
 'use strict';
 // The join page script (frontend/static/js/forms.js) in the imitated browser, with a stub server:
-// what it leaves in sessionStorage, and what it does when the tab is still in another room.
+// what it leaves in sessionStorage (a vault sealed under the session's resume_key, nothing readable),
+// how it shows a refused join, and what it does when the tab is still in another room.
 // Run with: node --test tests/js/
 
 const test = require('node:test');
@@ -9,9 +10,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const env = require('./browser-env.js');
 
-const { repoRoot, staticDir, makeBrowser, runFile } = env;
-const SHARED = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests', 'vectors', 'protocol-v1-vectors.json'), 'utf8'));
-const CASE = SHARED.cases[0];
+const { repoRoot, staticDir, makeBrowser, runFile, call } = env;
+const SHARED = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests', 'vectors', 'protocol-v2-vectors.json'), 'utf8'));
+const CASE = SHARED.admission[0];
+const RESUME_KEY = Buffer.alloc(32, 7).toString('base64url');
 
 function fakeStorage() {
   const data = new Map();
@@ -38,14 +40,15 @@ function element(id) {
 
 // The login page, joining room "lobby" as "bob"; saved: what sessionStorage holds beforehand;
 // oldSession: the server's answer to a ping with the saved token ('live' or 'ended').
-function loginPage({ saved, oldSession }) {
-  const { ctx } = makeBrowser('webcrypto');
+// joinError: the server's refusal of the join, if any.
+function loginPage({ saved, oldSession, joinError }) {
+  const { ctx, SC } = makeBrowser('webcrypto', { nacl: false }); // the join pages load no tweetnacl
   const nodes = new Map();
   const byId = (id) => {
     if (!nodes.has(id)) nodes.set(id, element(id));
     return nodes.get(id);
   };
-  const calls = { join: [], ping: [] };
+  const calls = { join: [], ping: [], leave: [] };
   ctx.sessionStorage = fakeStorage();
   ctx.localStorage = fakeStorage();
   if (saved) ctx.sessionStorage.setItem('sealchat.session', JSON.stringify(saved));
@@ -75,7 +78,12 @@ function loginPage({ saved, oldSession }) {
     },
     join: (body, cb) => {
       calls.join.push(body);
-      setTimeout(() => cb(null, { token: 'tok-new', name: 'lobby', room_id: CASE.room_id, username: 'bob', cursor: 3, limits: {} }), 0);
+      setTimeout(() => (joinError ? cb(joinError) : cb(null, { token: 'tok-new', name: 'lobby', room_id: CASE.room_id,
+        username: 'bob', cursor: 3, limits: {}, host: 'alice', locked: false, resume_key: RESUME_KEY })), 0);
+    },
+    leave: (token, cb) => {
+      calls.leave.push(token);
+      setTimeout(() => cb(null, {}), 0);
     },
   };
   runFile(ctx, path.join(staticDir, 'js', 'session.js'));
@@ -83,7 +91,7 @@ function loginPage({ saved, oldSession }) {
   byId('roomname').value = 'lobby';
   byId('username').value = 'bob';
   byId('password').value = CASE.password;
-  return { ctx, byId, calls };
+  return { ctx, SC, byId, calls };
 }
 
 function until(pred, what) {
@@ -104,21 +112,53 @@ async function submit(p) {
   form.listeners.submit[0]({ preventDefault() {} });
 }
 
-const OLD = { token: 'tok-old', room: 'kitchen', roomId: 'kitchen', username: 'alice', cursor: 9, keys: { roomId: 'kitchen', enc: 'x', sent: 4 } };
+const OLD = { token: 'tok-old', room: 'kitchen', roomId: 'kitchen', username: 'alice', cursor: 9, vault: { n: 'x', c: 'y' } };
 
-test('joining saves the token and message key for a reload, never the auth key', async () => {
+test('joining keeps only the token, names, cursor and a vault that opens with the session\'s resume_key', async () => {
   const p = loginPage({});
   await submit(p);
   await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
   assert.equal(p.ctx.location.href, '/chat/lobby');
   assert.equal(p.calls.join[0].auth_key, CASE.auth_key, 'the auth key goes to the server');
   const raw = p.ctx.sessionStorage.getItem('sealchat.session');
-  assert.ok(!raw.includes(CASE.auth_key), 'the auth key is not in sessionStorage');
+  for (const secret of [CASE.auth_key, CASE.member_key, CASE.password, RESUME_KEY]) {
+    assert.ok(!raw.includes(secret), 'nothing secret in sessionStorage');
+  }
   const saved = JSON.parse(raw);
+  assert.deepEqual(Object.keys(saved).sort(), ['cursor', 'joinCode', 'joinCodeNew', 'limits', 'room', 'roomId', 'token',
+    'username', 'vault']);
   assert.equal(saved.token, 'tok-new');
-  assert.deepEqual(Object.keys(saved.keys).sort(), ['enc', 'roomId', 'sent']);
-  assert.equal(saved.keys.sent, 0);
+  assert.equal(saved.cursor, 3);
+  assert.deepEqual(Object.keys(saved.vault).sort(), ['c', 'n']);
+  // The chat page opens it with the resume_key of its welcome: member_key and this session's keys.
+  const state = await call(p.SC, 'vaultOpen', RESUME_KEY, CASE.room_id, 'bob', saved.vault);
+  assert.equal(state.member_key, CASE.member_key);
+  assert.equal(p.SC.unb64u(state.dh_sk).length, 32);
+  assert.equal(p.SC.unb64u(state.sig_seed).length, 32);
+  assert.notEqual(state.dh_sk, state.sig_seed);
+  assert.deepEqual(JSON.parse(JSON.stringify(state.epochs)), {});
+  assert.equal(state.floor, 0);
+  // Another resume_key (a copy of the storage elsewhere) opens nothing.
+  await assert.rejects(call(p.SC, 'vaultOpen', Buffer.alloc(32, 8).toString('base64url'), CASE.room_id, 'bob', saved.vault));
   assert.equal(p.byId('password').value, '', 'the password field is cleared');
+});
+
+test('a join refused because the host removed this person, or locked the room, says so plainly', async () => {
+  const banned = 'The room\'s host removed you; you may join again in 540 seconds.';
+  let p = loginPage({ joinError: { code: 'banned', message: banned, retryAfter: 540 } });
+  await submit(p);
+  let status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'banned', 'the refusal');
+  assert.equal(status.text(), banned, 'the server\'s sentence, once');
+  assert.equal(p.ctx.sessionStorage.getItem('sealchat.session'), null);
+
+  const locked = 'The host has locked this room: nobody new can join.';
+  p = loginPage({ joinError: { code: 'room_locked', message: locked } });
+  await submit(p);
+  status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'room_locked', 'the refusal');
+  assert.equal(status.text(), locked);
+  assert.equal(p.ctx.location.href, '/login');
 });
 
 test('a tab still in another room is not moved to a new one: it is offered the way back', async () => {

@@ -7,7 +7,8 @@
     'use strict';
 
     var Seal = root.Seal = root.Seal || {};
-    var TERMINAL = {session_expired: true, session_ended: true, token_invalid: true};
+    // The session is over for good: the page wipes the tab and returns to the join page.
+    var TERMINAL = {session_expired: true, session_ended: true, token_invalid: true, removed: true};
     var DEFAULT_POLL_WAIT = 25; // the server's default, for a page that was not told
     var POLL_MARGIN = 15;
 

@@ -49,7 +49,8 @@
         if (err.code === 'address_in_use' && err.message) {
             text = err.message + ' ' + FRIENDLY.address_in_use;
         }
-        if (err.retryAfter) {
+        // banned and room_locked: the server's own sentence says why (and, for banned, when).
+        if (err.retryAfter && err.code !== 'banned') {
             text += ' Try again in ' + err.retryAfter + ' seconds.';
         }
         return text;
@@ -197,22 +198,37 @@
         });
     }
 
-    // sessionStorage gets what a reload needs (exportForResume: message key and count); the
-    // auth key stays in this page's memory and is gone when it navigates to the room.
+    // sessionStorage gets the token, the names, the cursor and a vault sealed under this
+    // session's resume_key (which the server gives only to this session, at its address): a copy
+    // of the tab's storage opens nothing. The vault holds member_key and the private halves of
+    // this session's keys, drawn here from the CSPRNG as SealCrypto.newSession does; the chat
+    // page announces them. The auth key and the password stay in this page's memory only.
     function entered(resp, keys) {
+        var SC = root.SealCrypto, state;
         field('password').value = '';
-        Seal.session.save({
-            token: resp.token,
-            room: resp.name,
-            roomId: resp.room_id,
-            username: resp.username,
-            cursor: resp.cursor,
-            limits: resp.limits,
-            keys: root.SealCrypto.exportForResume(keys),
-            joinCode: !!resp.join_code,
-            joinCodeNew: !!resp.join_code_info
+        state = {member_key: keys.memberKey, dh_sk: SC.b64u(SC.randomBytes(32)), sig_seed: SC.b64u(SC.randomBytes(32)),
+            epochs: {}, floor: 0, seen: []};
+        SC.vaultSeal(resp.resume_key, resp.room_id, resp.username, state, function (err, vault) {
+            state = null;
+            if (err) {
+                busy(false);
+                status('This tab could not keep the room key (' + err.message + '). Please try again.');
+                api.leave(resp.token, function () {});
+                return;
+            }
+            Seal.session.save({
+                token: resp.token,
+                room: resp.name,
+                roomId: resp.room_id,
+                username: resp.username,
+                cursor: resp.cursor,
+                limits: resp.limits,
+                vault: vault,
+                joinCode: !!resp.join_code,
+                joinCodeNew: !!resp.join_code_info
+            });
+            root.location.href = (checked('opt-kiosk') ? '/kiosk/' : '/chat/') + encodeURIComponent(resp.name);
         });
-        root.location.href = (checked('opt-kiosk') ? '/kiosk/' : '/chat/') + encodeURIComponent(resp.name);
     }
 
     // A tab holds one session. Entering another room here would strand the one it is in (the
@@ -373,7 +389,9 @@
             if (!info) {
                 return;
             }
-            if (info.exists) {
+            if (info.exists && info.locked) {
+                hint('roomname-status', 'Room found, but its host has locked it: nobody new can join now.', 'bad');
+            } else if (info.exists) {
                 hint('roomname-status', 'Room found.', 'ok');
             } else {
                 hint('roomname-status', 'There is no room with this name.', 'bad');
@@ -408,7 +426,7 @@
                         if (!keys) {
                             return;
                         }
-                        body = {room: room, username: user, auth_key: keys.authKey};
+                        body = {room: room, username: user, auth_key: keys.auth};
                         if (info.join_code) {
                             body.join_code = value('joincode');
                         }

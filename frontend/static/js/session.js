@@ -1,8 +1,12 @@
 /*
- * Seal.session: what this tab keeps to resume after a reload (sessionStorage: token, room,
- * username, cursor and the resumable keys: the message key and its message count, never the
- * auth key, which is a join credential), a one-time message for the next page, and non-secret
- * preferences (localStorage). Leave and expired sessions wipe it.
+ * Seal.session: what this tab keeps to resume after a reload, a one-time message for the next
+ * page, and non-secret preferences (localStorage). Leave, removal and ended sessions wipe it.
+ *
+ * sessionStorage holds the token, room name and id, username, cursor, a few non-secret page
+ * settings (limits, join-code flags) and the vault: member_key, this session's private keys,
+ * the epoch keys held, the floor epoch and the ids seen, sealed (SealCrypto.vaultSeal) under
+ * the resume_key the server gives only to this session in its join answer and welcomes. No key
+ * is stored in the clear, so a copy of sessionStorage alone decrypts nothing.
  */
 (function (root) {
     'use strict';
@@ -50,8 +54,10 @@
     function load() {
         var s = readJson(store('sessionStorage'), KEY);
         s = s && typeof s.token === 'string' ? s : memory;
-        if (s && s.keys && s.keys.auth !== undefined) {
-            delete s.keys.auth; // saved by an older version: rewrite without it
+        if (s && s.keys !== undefined) {
+            // Saved by protocol version 1 (a message key in the clear): drop it; without a
+            // vault the page asks to join again.
+            delete s.keys;
             writeJson(store('sessionStorage'), KEY, s);
         }
         return s;

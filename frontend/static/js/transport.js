@@ -23,6 +23,7 @@
     var CLOSE_REPLACED = 4000;
     var CLOSE_REFUSED = 4001;
     var CLOSE_ENDED = 4002;
+    var CLOSE_REMOVED = 4003;
 
     function wsUrl() {
         var loc = root.location;
@@ -162,7 +163,9 @@
                 self.flushOutboxToWs();
                 return;
             }
-            if (ev.type === 'error' && !welcomed) {
+            // Kept for onclose: before the welcome any refusal, after it one that ends the session
+            // (the host's removal comes as an error frame, then close code 4003).
+            if (ev.type === 'error' && (!welcomed || api.TERMINAL[ev.code])) {
                 lastError = ev;
             }
             self.deliver(ev);
@@ -180,6 +183,11 @@
             if (code === CLOSE_REFUSED || (lastError && api.TERMINAL[lastError.code])) {
                 self.terminal(api.makeError(lastError ? lastError.code : 'token_invalid',
                     lastError ? lastError.message : 'The server refused this session.', 401));
+                return;
+            }
+            if (code === CLOSE_REMOVED) {
+                self.terminal(api.makeError('removed', lastError && lastError.code === 'removed' ?
+                    lastError.message : 'The host removed you from this room.', 401, lastError && lastError.retry_after));
                 return;
             }
             if (code === CLOSE_ENDED) {
