@@ -2,6 +2,8 @@
  * The chat page: resumes this tab's session, connects the room to a transport, and renders
  * what happens. User data reaches the page only as text nodes; images are shown only from
  * decrypted bytes of a whitelisted type (never SVG); every other file is a download link.
+ * The member list marks the host and shows each member's key fingerprint; the host gets a
+ * Remove button per member and a Lock button; the safety code sits in its own panel.
  */
 (function (root) {
     'use strict';
@@ -15,11 +17,14 @@
         session_ended: 'Your session in this room has ended. Join again with the room password.',
         token_invalid: 'The server did not accept this session any more. Join again with the room password.'
     };
+    var WAITING = 'Waiting for the room key from the host…';
 
     var saved = Seal.session.load();
     var urlRoom = decodeURIComponent(root.location.pathname.replace(/^\/chat\//, ''));
     var room = null, transport = null, leaving = false, objectUrls = [], pending = {};
     var list = dom.byId('messages');
+    // What the member list shows: names in order, the host, fingerprints by name.
+    var roster = {members: [], host: null, fingerprints: {}}, noKeyShown = false;
 
     function goJoin(message, roomName, username) {
         Seal.session.wipe();
@@ -28,6 +33,16 @@
         }
         root.location.replace('/login?roomname=' + encodeURIComponent(roomName || '') +
             '&username=' + encodeURIComponent(username || ''));
+    }
+
+    // How long a removed member stays out: the server's setting when it says, else its default.
+    function removedMessage(retryAfter) {
+        var seconds = retryAfter || Number(((room && room.limits) || saved.limits || {}).kick_ban) || 0;
+        if (seconds > 0) {
+            return 'The host removed you from this room. You may join it again in ' + dom.formatDuration(seconds) + '.';
+        }
+        return 'The host removed you from this room. You may join it again once the host\'s ban ends ' +
+            '(10 minutes, unless this server is set otherwise).';
     }
 
     // This tab is in another room: leave that one properly (its members see it, and this
@@ -179,18 +194,131 @@
             (v.reason ? ': ' + v.reason : '') + '.'}));
     }
 
-    function renderMembers(members) {
-        var ul = dom.byId('member-list'), i, li;
-        dom.clear(ul);
-        for (i = 0; i < members.length; i++) {
-            li = dom.el('li', {text: members[i]});
-            if (members[i] === saved.username) {
-                li.className = 'me';
-                li.appendChild(dom.el('span', {className: 'hint', text: ' (you)'}));
-            }
-            ul.appendChild(li);
+    function memberItem(user) {
+        var li = dom.el('li', {'data-user': user}), remove;
+        li.appendChild(dom.el('span', {className: 'name', text: user}));
+        if (user === saved.username) {
+            li.className = 'me';
+            li.appendChild(dom.el('span', {className: 'hint', text: ' (you)'}));
         }
-        dom.setText(dom.byId('member-count'), String(members.length));
+        li.appendChild(dom.el('span', {className: 'host-badge', text: ' (host)', hidden: ''}));
+        li.appendChild(dom.el('span', {className: 'sr-only', text: ' key fingerprint: '}));
+        li.appendChild(dom.el('code', {className: 'fingerprint', text: ''}));
+        if (user !== saved.username) {
+            remove = dom.el('button', {type: 'button', className: 'remove-member ghost small', 'aria-label': 'Remove ' + user,
+                text: 'Remove', hidden: ''});
+            dom.on(remove, 'click', function () {
+                removeMember(user, remove);
+            });
+            li.appendChild(remove);
+        }
+        return li;
+    }
+
+    // Updates the list in place (a focused Remove button keeps its focus while others change).
+    function renderMembers() {
+        var ul = dom.byId('member-list'), items = {}, i, li, user, isHost, fp, button, kids = ul.childNodes,
+            order = [], inOrder = true;
+        for (i = kids.length - 1; i >= 0; i--) {
+            user = kids[i].getAttribute('data-user');
+            if (dom.indexOf(roster.members, user) < 0 || items[user]) {
+                ul.removeChild(kids[i]);
+            } else {
+                items[user] = kids[i];
+            }
+        }
+        for (i = 0; i < ul.childNodes.length; i++) {
+            order.push(ul.childNodes[i].getAttribute('data-user'));
+            inOrder = inOrder && order[i] === roster.members[i];
+        }
+        for (i = 0; i < roster.members.length; i++) {
+            user = roster.members[i];
+            li = items[user];
+            if (!li) {
+                li = memberItem(user);
+                ul.appendChild(li);
+            } else if (!inOrder) {
+                ul.appendChild(li); // a welcome brought another order: every item moves, in order
+            }
+            isHost = user === roster.host;
+            if (isHost) {
+                li.setAttribute('data-host', 'true');
+            } else {
+                li.removeAttribute('data-host');
+            }
+            dom.show(li.querySelector('.host-badge'), isHost);
+            fp = roster.fingerprints[user] || '';
+            dom.setText(li.querySelector('.fingerprint'), fp);
+            li.setAttribute('data-fingerprint', fp);
+            button = li.querySelector('button.remove-member');
+            if (button) {
+                dom.show(button, roster.host === saved.username && !leaving);
+            }
+        }
+        dom.setText(dom.byId('member-count'), String(roster.members.length));
+    }
+
+    function removeMember(user, button) {
+        var ask = 'Remove ' + user + ' from the room? They will not be able to join again for a while, ' +
+            'and a new room key leaves them out.';
+        if (!room || leaving || (typeof root.confirm === 'function' && !root.confirm(ask))) {
+            return;
+        }
+        if (!room.kick(user)) {
+            notice('Not connected: ' + user + ' was not removed. Try again when the room is connected.', 'bad');
+            return;
+        }
+        button.disabled = true;
+        dom.setText(button, 'Removing…');
+    }
+
+    function renderLock(locked, amHost) {
+        var state = dom.byId('room-lock-state'), button = dom.byId('lock-button');
+        state.setAttribute('data-locked', locked ? 'true' : 'false');
+        dom.setText(state, locked ? 'Locked: nobody new can join until the host unlocks the room.' :
+            'Open: anyone with the password can join.');
+        button.setAttribute('aria-pressed', locked ? 'true' : 'false');
+        button.disabled = false;
+        dom.show(button, amHost && !leaving);
+    }
+
+    function renderSafety(v) {
+        var i, node = dom.byId('safety-code');
+        roster.fingerprints = {};
+        for (i = 0; i < v.members.length; i++) {
+            roster.fingerprints[v.members[i].user] = v.members[i].fingerprint;
+        }
+        dom.setText(node, v.code || '…');
+        node.setAttribute('data-code', v.code || '');
+        renderMembers();
+    }
+
+    function renderKeyState(v) {
+        var node = dom.byId('key-status');
+        if (v.usable) {
+            noKeyShown = false;
+            dom.show(node, false);
+            return;
+        }
+        if (v.held > 0 || noKeyShown) {
+            dom.setText(node, WAITING + (v.held > 0 ? ' ' + v.held + (v.held === 1 ? ' message waits' :
+                ' messages wait') + ' to be sent.' : ''));
+            dom.show(node, true);
+        }
+    }
+
+    function renderForged(v) {
+        var li = messageShell(v.from, null, v.from === saved.username, 'forged bad'), body;
+        body = dom.el('div', {className: 'body'}, [
+            dom.el('strong', {text: 'Forged ' + (v.what === 'file' ? 'file' : v.what === 'announcement' ?
+                'key announcement' : 'message') + ': '}),
+            'this does not come from ' + v.from + ' as it claims, so it is not shown. Why: ' + v.reason + '.'
+        ]);
+        li.appendChild(body);
+        if (v.fileId && pending[v.from + '\n' + v.fileId]) {
+            renderFileAbandoned({from: v.from, fileId: v.fileId, name: v.name, reason: 'a piece of it is forged'});
+        }
+        append(li);
     }
 
     function renderTransport(v) {
@@ -210,7 +338,18 @@
         node.setAttribute('title', v.detail || '');
     }
 
+    function memberLi(user) {
+        var kids = dom.byId('member-list').childNodes, i;
+        for (i = 0; i < kids.length; i++) {
+            if (kids[i].getAttribute('data-user') === user) {
+                return kids[i];
+            }
+        }
+        return null;
+    }
+
     function onView(v) {
+        var removedItem;
         if (leaving) {
             return;
         }
@@ -229,24 +368,110 @@
         } else if (v.type === 'file-abandoned') {
             renderFileAbandoned(v);
         } else if (v.type === 'members') {
-            renderMembers(v.members);
+            roster.members = v.members.slice();
+            renderMembers();
         } else if (v.type === 'joined') {
             notice(v.user + ' joined', 'joined');
         } else if (v.type === 'left') {
             notice(v.user + (v.reason === 'timeout' ? ' was disconnected' : ' left'), 'left');
+        } else if (v.type === 'removed') {
+            notice(v.user + ' was removed from the room' + (v.by ? ' by ' + v.by + ', the host' : '') + '.', 'removed');
+            // Focus was on the Remove button that goes with the member: keep it on the list.
+            removedItem = memberLi(v.user);
+            if (removedItem && removedItem.contains(doc.activeElement)) {
+                dom.byId('members-heading').focus();
+            }
+        } else if (v.type === 'host') {
+            roster.host = v.user;
+            renderMembers();
+            renderLock(room ? room.locked : false, v.me);
+            if (!v.initial) {
+                notice(v.me ? 'You are now the host: you can remove members and lock the room.' :
+                    v.user + ' is now the host.', 'host');
+            }
+        } else if (v.type === 'locked' || v.type === 'unlocked') {
+            renderLock(v.type === 'locked', roster.host === saved.username);
+            if (!v.initial) {
+                notice((v.by || 'The host') + (v.type === 'locked' ? ' locked the room: nobody new can join.' :
+                    ' unlocked the room: people with the password can join again.'),
+                    v.type === 'locked' ? 'locked' : 'locked unlocked');
+            }
+        } else if (v.type === 'safety') {
+            renderSafety(v);
+        } else if (v.type === 'key-state') {
+            renderKeyState(v);
+        } else if (v.type === 'no_key') {
+            if (!noKeyShown) {
+                noKeyShown = true;
+                notice(WAITING + ' Messages you write wait here, in order, until it arrives.', 'no-key');
+                renderKeyState({usable: false, held: room ? room.held() : 0});
+            }
+        } else if (v.type === 'rekey') {
+            dom.byId('safety').setAttribute('data-epoch', String(v.epoch));
+        } else if (v.type === 'forged') {
+            renderForged(v);
+        } else if (v.type === 'key_changed') {
+            notice(v.user + '\'s keys changed during the session. The new keys were refused and messages ' +
+                'signed with them will show as forged. Compare the safety code with ' + v.user + '.', 'bad key-changed');
+        } else if (v.type === 'bad_grant') {
+            notice('A room key from ' + v.from + ' was refused: ' + v.reason + '.', 'bad bad-grant');
         } else if (v.type === 'gap') {
             notice('Some messages were missed while the connection was away' +
                 (v.from && v.to ? ' (events ' + v.from + ' to ' + v.to + ')' : '') + '.', 'gap');
         } else if (v.type === 'undecryptable') {
             notice('A message from ' + v.from + ' could not be opened: ' + v.reason, 'bad');
         } else if (v.type === 'error') {
+            if (v.code === 'removed') {
+                terminal({code: 'removed', message: v.message, retryAfter: v.retryAfter});
+                return;
+            }
             notice('The server refused something: ' + (v.message || v.code) +
                 (v.retryAfter ? ' Try again in ' + v.retryAfter + ' seconds.' : ''), 'bad');
+            restoreHostButtons();
+        } else if (v.type === 'fatal') {
+            endUnusable('This tab could not restore the room keys (' + v.message + '). Join again with the password.');
         } else if (v.type === 'transport') {
             renderTransport(v);
         } else if (v.type === 'sent') {
             uploadEcho(v);
         }
+    }
+
+    // The tab cannot go on in the room (its keys did not open): end the session at the server,
+    // so that this address may join again at once, and offer the join page.
+    function endUnusable(message) {
+        var token = saved.token;
+        leaving = true;
+        forget();
+        Seal.api.leave(token, function () {
+            goJoin(message, saved.room, saved.username);
+        });
+    }
+
+    // A refused kick or lock leaves its button usable again.
+    function restoreHostButtons() {
+        var buttons = dom.byId('member-list').querySelectorAll('button.remove-member'), i;
+        for (i = 0; i < buttons.length; i++) {
+            buttons[i].disabled = false;
+            dom.setText(buttons[i], 'Remove');
+        }
+        dom.byId('lock-button').disabled = false;
+    }
+
+    function setupHostTools() {
+        var button = dom.byId('lock-button');
+        dom.on(button, 'click', function () {
+            var lock = button.getAttribute('aria-pressed') !== 'true';
+            if (!room || leaving) {
+                return;
+            }
+            if (!room.setLocked(lock)) {
+                notice('Not connected: the room was not ' + (lock ? 'locked' : 'unlocked') + '. Try again when ' +
+                    'the room is connected.', 'bad');
+                return;
+            }
+            button.disabled = true; // until the server's locked/unlocked event (or a refusal)
+        });
     }
 
     // ---- sending -------------------------------------------------------------------------
@@ -446,7 +671,7 @@
             room.close();
         }
         Seal.session.wipe();
-        saved.keys = null;
+        saved.vault = null;
         saved.token = null;
         for (i = 0; i < objectUrls.length; i++) {
             root.URL.revokeObjectURL(objectUrls[i]);
@@ -457,9 +682,14 @@
         }
         pending = {};
         uploads = {};
+        roster = {members: [], host: null, fingerprints: {}};
         dom.clear(list);
         dom.clear(dom.byId('member-list'));
         dom.setText(dom.byId('member-count'), '0');
+        dom.setText(dom.byId('safety-code'), '');
+        dom.byId('safety-code').setAttribute('data-code', '');
+        dom.show(dom.byId('lock-button'), false);
+        dom.show(dom.byId('key-status'), false);
         dom.clear(dom.byId('upload-box'));
         dom.show(dom.byId('upload-box'), false);
         dom.byId('message-input').value = '';
@@ -485,6 +715,12 @@
         if (leaving) {
             return;
         }
+        if (err.code === 'removed') {
+            leaving = true;
+            forget();
+            goJoin(removedMessage(err.retryAfter), saved.room, saved.username);
+            return;
+        }
         if (ENDED[err.code]) {
             goJoin(ENDED[err.code], saved.room, saved.username);
             return;
@@ -494,15 +730,20 @@
         dom.byId('send-button').disabled = true;
     }
 
-    function start(keys) {
+    function start() {
         var forcePoll = !!Seal.session.pref('forcePoll');
         if (leaving) {
-            return; // Leave was pressed while the key was being restored
+            return; // Leave was pressed while the crypto engine was being checked
         }
-        room = new Seal.Room({keys: keys, username: saved.username, token: saved.token, cursor: saved.cursor,
-            members: [saved.username], limits: saved.limits || {}, onView: onView,
+        room = new Seal.Room({roomId: saved.roomId, username: saved.username, token: saved.token, cursor: saved.cursor,
+            members: [saved.username], limits: saved.limits || {}, vault: saved.vault, onView: onView,
             onCursor: function (cursor) {
                 Seal.session.update({cursor: cursor});
+            },
+            onVault: function (vault) {
+                if (!leaving) {
+                    Seal.session.update({vault: vault});
+                }
             }});
         onView({type: 'members', members: room.members});
         transport = new Seal.Transport({token: saved.token, forcePoll: forcePoll,
@@ -525,6 +766,7 @@
         }
         setupComposer();
         setupSettings();
+        setupHostTools();
         transport.start();
     }
 
@@ -538,6 +780,11 @@
         }
         if (!saved) {
             goJoin('Join the room with its password to chat in this tab.', urlRoom, '');
+            return;
+        }
+        if (!saved.vault || typeof saved.roomId !== 'string') {
+            goJoin('This tab\'s session was made by an older version of Sealchat. Join the room again with its password.',
+                saved.room, saved.username);
             return;
         }
         if (!Seal.api.sameRoom(saved, urlRoom)) {
@@ -559,14 +806,7 @@
                 dom.show(dom.byId('crypto-notice'), true);
                 return;
             }
-            SC.importForResume(saved.keys, function (err, keys) {
-                if (err) {
-                    goJoin('This tab could not restore the room key; join again with the password.',
-                        saved.room, saved.username);
-                    return;
-                }
-                start(keys);
-            });
+            start();
         });
     }
 

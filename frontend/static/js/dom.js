@@ -125,6 +125,26 @@
         return n + ' bytes';
     }
 
+    // "10 minutes", "1 minute", "45 seconds": a wait in words, rounded up to whole minutes past one.
+    function formatDuration(seconds) {
+        var s = Math.max(0, Math.ceil(seconds)), m;
+        if (s < 60) {
+            return s + (s === 1 ? ' second' : ' seconds');
+        }
+        m = Math.ceil(s / 60);
+        return m + (m === 1 ? ' minute' : ' minutes');
+    }
+
+    function indexOf(list, item) {
+        var i;
+        for (i = 0; list && i < list.length; i++) {
+            if (list[i] === item) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     function pad2(n) {
         return n < 10 ? '0' + n : String(n);
     }
@@ -198,7 +218,9 @@
         linkify: linkify,
         cookie: cookie,
         formatBytes: formatBytes,
+        formatDuration: formatDuration,
         formatTime: formatTime,
+        indexOf: indexOf,
         debounce: debounce,
         now: now
     };

@@ -2,8 +2,10 @@
  * The kiosk view: a member device on a wall. It resumes this tab's session like the chat page,
  * runs the same Seal.Room over the same Seal.Transport (which falls back to long-poll and keeps
  * reconnecting), and shows the conversation in large type with the room's current join code and
- * a QR code of the join link (room name only, never the password). Read-only when the page was
- * opened with ?readonly=1. The screen is kept on where the browser allows it.
+ * a QR code of the join link (room name only, never the password), the room's lock state and its
+ * safety code. It is a member like any other: when it is the host, its room draws and grants the
+ * keys (it offers no remove or lock buttons: those belong to a person). Read-only when the page
+ * was opened with ?readonly=1. The screen is kept on where the browser allows it.
  */
 (function (root) {
     'use strict';
@@ -22,7 +24,8 @@
     var urlRoom = decodeURIComponent(root.location.pathname.replace(/^\/kiosk\//, ''));
     var readOnly = doc.body.getAttribute('data-readonly') === 'true';
     var list = dom.byId('messages');
-    var room = null, transport = null, leaving = false, codeWatch = null, wake = null;
+    var room = null, transport = null, leaving = false, codeWatch = null, wake = null, noKeyShown = false;
+    var WAITING = 'Waiting for the room key from the host…';
 
     function goJoin(message, roomName) {
         Seal.session.wipe();
@@ -57,8 +60,8 @@
         append(dom.el('li', {className: 'event' + (cls ? ' ' + cls : ''), text: text}));
     }
 
-    function message(from, body, id) {
-        var li = dom.el('li', {className: 'msg' + (from === saved.username ? ' mine' : '')}, [
+    function message(from, body, id, extraClass) {
+        var li = dom.el('li', {className: 'msg' + (from === saved.username ? ' mine' : '') + (extraClass ? ' ' + extraClass : '')}, [
             dom.el('span', {className: 'from', text: from}),
             dom.el('div', {className: 'body', text: body})
         ]);
@@ -77,6 +80,20 @@
             'Reconnecting…');
     }
 
+    function renderLock(locked) {
+        var node = dom.byId('k-lock-state');
+        node.setAttribute('data-locked', locked ? 'true' : 'false');
+        dom.setText(node, locked ? 'Locked: nobody new can join' : 'Open to new members');
+    }
+
+    function renderKeyState(v) {
+        var node = dom.byId('key-status');
+        if (v.usable) {
+            noKeyShown = false;
+        }
+        dom.show(node, !v.usable && (v.held > 0 || noKeyShown));
+    }
+
     function onView(v) {
         if (leaving) {
             return;
@@ -93,12 +110,48 @@
             notice(v.user + ' joined');
         } else if (v.type === 'left') {
             notice(v.user + (v.reason === 'timeout' ? ' was disconnected' : ' left'));
+        } else if (v.type === 'removed') {
+            notice(v.user + ' was removed from the room' + (v.by ? ' by ' + v.by + ', the host' : '') + '.', 'removed');
+        } else if (v.type === 'host') {
+            if (!v.initial) {
+                notice((v.me ? 'This kiosk' : v.user) + ' is now the host.', 'host');
+            }
+        } else if (v.type === 'locked' || v.type === 'unlocked') {
+            renderLock(v.type === 'locked');
+            if (!v.initial) {
+                notice((v.by || 'The host') + (v.type === 'locked' ? ' locked the room.' : ' unlocked the room.'),
+                    v.type === 'locked' ? 'locked' : 'locked unlocked');
+            }
+        } else if (v.type === 'safety') {
+            dom.setText(dom.byId('k-safety-code'), v.code || '…');
+            dom.byId('k-safety-code').setAttribute('data-code', v.code || '');
+        } else if (v.type === 'key-state') {
+            renderKeyState(v);
+        } else if (v.type === 'no_key') {
+            if (!noKeyShown) {
+                noKeyShown = true;
+                notice(WAITING, 'no-key');
+                renderKeyState({usable: false, held: 0});
+            }
+        } else if (v.type === 'forged') {
+            message(v.from, 'Forged ' + (v.what === 'file' ? 'file' : 'message') + ': it does not come from ' + v.from +
+                ' as it claims, so it is not shown. Why: ' + v.reason + '.', null, 'forged');
+        } else if (v.type === 'key_changed') {
+            notice(v.user + '\'s keys changed; the new keys were refused.', 'bad');
+        } else if (v.type === 'bad_grant') {
+            notice('A room key from ' + v.from + ' was refused: ' + v.reason + '.', 'bad');
         } else if (v.type === 'gap') {
             notice('Some messages were missed while the connection was away.', 'bad');
         } else if (v.type === 'undecryptable') {
             notice('A message from ' + v.from + ' could not be opened.', 'bad');
         } else if (v.type === 'error') {
+            if (v.code === 'removed') {
+                terminal({code: 'removed', message: v.message, retryAfter: v.retryAfter});
+                return;
+            }
             notice('The server refused something: ' + (v.message || v.code), 'bad');
+        } else if (v.type === 'fatal') {
+            endUnusable('This device could not restore the room keys (' + v.message + '). Join again with the password.');
         } else if (v.type === 'transport') {
             renderTransport(v);
         }
@@ -118,21 +171,15 @@
         }
     }
 
-    // Leave: the keys, this tab's storage and the conversation go at once; the server is told
-    // after, and the start page shows when it has answered (or given up).
-    function leave() {
-        var token = saved.token, code = dom.byId('joincode-code'), input = dom.byId('message-input');
-        if (leaving) {
-            return;
-        }
-        leaving = true;
-        dom.byId('leave-button').disabled = true;
+    // The keys, this tab's storage and the conversation go at once.
+    function wipe() {
+        var code = dom.byId('joincode-code'), input = dom.byId('message-input');
         stopAll();
         if (room) {
             room.close();
         }
         Seal.session.wipe();
-        saved.keys = null;
+        saved.vault = null;
         saved.token = null;
         dom.clear(list);
         if (input) {
@@ -142,14 +189,51 @@
         code.removeAttribute('data-code');
         dom.show(dom.byId('joincode-box'), false);
         dom.setText(dom.byId('member-count'), '0');
+        dom.setText(dom.byId('k-safety-code'), '');
+        dom.show(dom.byId('key-status'), false);
+    }
+
+    // Leave: everything goes first; the server is told after, and the start page shows when it
+    // has answered (or given up).
+    function leave() {
+        var token = saved.token;
+        if (leaving) {
+            return;
+        }
+        leaving = true;
+        dom.byId('leave-button').disabled = true;
+        wipe();
         Seal.session.flash('The kiosk left the room. Its conversation is gone from this device.');
         Seal.api.leave(token, function () {
             root.location.replace('/');
         });
     }
 
+    // The keys did not open: end the session at the server so this device may join again at once.
+    function endUnusable(message) {
+        var token = saved.token;
+        leaving = true;
+        wipe();
+        Seal.api.leave(token, function () {
+            goJoin(message, saved.room);
+        });
+    }
+
+    function removedMessage(retryAfter) {
+        var seconds = retryAfter || Number(((room && room.limits) || saved.limits || {}).kick_ban) || 0;
+        return 'The host removed you from this room. This kiosk may join it again ' + (seconds > 0 ?
+            'in ' + dom.formatDuration(seconds) + '.' : 'once the host\'s ban ends (10 minutes, unless this server ' +
+            'is set otherwise).');
+    }
+
     function terminal(err) {
         if (leaving) {
+            return;
+        }
+        if (err.code === 'removed') {
+            leaving = true;
+            wipe();
+            goJoin(removedMessage(err.retryAfter), saved.room);
             return;
         }
         if (ENDED[err.code]) {
@@ -229,14 +313,19 @@
 
     // ---- start ---------------------------------------------------------------------------
 
-    function start(keys) {
+    function start() {
         if (leaving) {
-            return; // Leave was pressed while the key was being restored
+            return; // Leave was pressed while the crypto engine was being checked
         }
-        room = new Seal.Room({keys: keys, username: saved.username, token: saved.token, cursor: saved.cursor,
-            members: saved.members || [], limits: saved.limits || {}, onView: onView,
+        room = new Seal.Room({roomId: saved.roomId, username: saved.username, token: saved.token, cursor: saved.cursor,
+            members: saved.members || [saved.username], limits: saved.limits || {}, vault: saved.vault, onView: onView,
             onCursor: function (cursor) {
                 Seal.session.update({cursor: cursor});
+            },
+            onVault: function (vault) {
+                if (!leaving) {
+                    Seal.session.update({vault: vault});
+                }
             }});
         onView({type: 'members', members: room.members});
         transport = new Seal.Transport({token: saved.token, forcePoll: !!Seal.session.pref('forcePoll'),
@@ -266,6 +355,10 @@
             leaveForOtherRoom();
             return;
         }
+        if (!saved.vault || typeof saved.roomId !== 'string') {
+            goJoin('This device\'s session was made by an older version of Sealchat. Join the room again.', saved.room);
+            return;
+        }
         doc.title = saved.room + ' - Sealchat kiosk';
         dom.setText(dom.byId('room-name'), saved.room);
         dom.on(dom.byId('leave-button'), 'click', leave);
@@ -285,13 +378,7 @@
                 dom.show(dom.byId('crypto-notice'), true);
                 return;
             }
-            SC.importForResume(saved.keys, function (err, keys) {
-                if (err) {
-                    goJoin('This device could not restore the room key; join again with the password.', saved.room);
-                    return;
-                }
-                start(keys);
-            });
+            start();
         });
     }
 
