@@ -25,8 +25,7 @@ from chat.client.room import RoomClient
 
 from . import loghygiene
 from .conftest import FAST_ITER, REPO
-from .test_core_flow import next_of
-from .test_delivery import room_of
+from .common import next_of, room_of
 
 CLIENT = [sys.executable, "-m", "chat.client"]
 LOGS: List[pathlib.Path] = []

@@ -16,8 +16,7 @@ from chat.client.errors import ServerRefused
 from handlers.websocket import ChatSocket
 
 from .conftest import FAST_ITER
-from .test_core_flow import next_of, refused, settled
-from .test_delivery import assert_in_send_order, collect_texts, room_of
+from .common import assert_in_send_order, collect_texts, next_of, refused, room_of, settled
 from .wire import SALT
 
 

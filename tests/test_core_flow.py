@@ -1,7 +1,6 @@
 """Integration: members on a real server exchange encrypted messages; refusals are typed."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -9,45 +8,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from chat.client import crypto
-from chat.client.errors import ServerRefused
 from chat.client.http import HttpApi
 from chat.sessions import Claims, TokenSigner
 from handlers.websocket import ChatSocket
 
+from .common import next_of, refused, settled
 from .conftest import FAST_ITER, next_address
-
-
-async def next_of(client, kind: str, timeout: float = 10.0, sender: str | None = None) -> dict:
-    """The next event of a kind (and sender), skipping others; fails after `timeout` seconds."""
-    while True:
-        ev = await client.next_event(timeout)
-        if ev["type"] == kind and (sender is None or ev.get("from") == sender):
-            return ev
-
-
-async def settled(*clients, members: list | None = None, timeout: float = 15.0) -> int:
-    """Wait until the clients hold one usable epoch, shared by all of them and given to every
-    present member (`members`, when given, else whoever each client sees); returns it.
-
-    A message sent before a member has processed a join is sealed for the room as it was (the
-    newcomer cannot read it, by design), so tests that expect everyone to read start from here.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        epochs = {c.epoch for c in clients}
-        if (len(epochs) == 1 and None not in epochs and all(c.can_send for c in clients)
-                and all(sorted(c.epoch_members) == sorted(c.members) for c in clients)
-                and (members is None or all(c.members == members for c in clients))):
-            return epochs.pop()
-        assert loop.time() < deadline, [(c.user, c.epoch, c.epoch_members, c.members) for c in clients]
-        await asyncio.sleep(0.02)
-
-
-async def refused(coro) -> ServerRefused:
-    with pytest.raises(ServerRefused) as info:
-        await coro
-    return info.value
 
 
 @pytest.fixture

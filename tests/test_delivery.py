@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -14,8 +13,8 @@ from chat.client.errors import ServerRefused
 from chat.client.http import HttpApi
 from chat.config import Rate, Settings
 
-from .conftest import FAST_ITER, next_address
-from .test_core_flow import next_of, settled
+from .conftest import next_address
+from .common import assert_in_send_order, collect_texts, next_of, room_of, settled
 
 
 @pytest.fixture
@@ -42,44 +41,6 @@ async def wait_health(server_url: str, check, timeout: float = 10.0) -> dict:
         if check(h) or loop.time() > deadline:
             return h
         await asyncio.sleep(0.05)
-
-
-async def collect_texts(client, count: int, timeout: float = 30.0, others: list | None = None) -> list:
-    """Texts until `count` arrived (other events go to `others`); fails on a duplicate or a gap."""
-    got, ids = [], set()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while len(got) < count:
-        ev = await client.next_event(max(0.01, deadline - loop.time()))
-        if ev["type"] == "text":
-            assert ev["id"] not in ids, f"duplicate delivery to {client.user}: {ev['text']}"
-            ids.add(ev["id"])
-            got.append(ev)
-        elif others is not None:
-            others.append(ev)
-        assert ev["type"] != "gap", f"{client.user} missed events: {ev}"
-    return got
-
-
-def assert_in_send_order(texts: list, senders: dict) -> None:
-    by_sender = defaultdict(list)
-    for ev in texts:
-        who, n = ev["text"].split(":")
-        assert who == ev["from"]
-        by_sender[who].append(int(n))
-    for who, count in senders.items():
-        assert by_sender[who] == list(range(count)), f"messages from {who} lost or out of order"
-
-
-async def room_of(make_client, name: str, transports: dict) -> list:
-    """Members joined in order, returned once they all share one epoch (so all can read all)."""
-    clients = []
-    for i, (user, transport) in enumerate(transports.items()):
-        c = make_client(name, user, "pw", transport=transport)
-        await (c.create(iterations=FAST_ITER) if i == 0 else c.join())
-        clients.append(c)
-    await settled(*clients)  # presence, key and rekey events stay queued for the tests to read
-    return clients
 
 
 async def hand_polled(make_client, server_url: str, room: str, user: str):

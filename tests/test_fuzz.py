@@ -23,6 +23,7 @@ from chat.config import Rate
 from chat.errors import STATUS
 
 from .conftest import FAST_ITER, next_address
+from .common import settled
 from .test_security_http import SALT, Raw, raw, verifier  # noqa: F401  (raw is a fixture)
 
 FRAME_CODES = {"bad_json", "bad_frame", "unknown_type", "too_large"}
@@ -167,6 +168,7 @@ async def bystanders(make_client, stop: asyncio.Event, count: int) -> Tuple[List
     await alice.create(iterations=FAST_ITER)
     bob = make_client("quiet corner", "bob", "bystander passphrase 1", "poll")
     await bob.join()
+    await settled(alice, bob)  # both hold the epoch that took bob in, so each can read the other
 
     async def receive(client, other: str) -> List[str]:
         got: List[str] = []
