@@ -13,21 +13,25 @@ import tornado
 
 from .load import run_scenario, stderr_progress
 from .report import machine, table, verdict_lines, verdicts
-from .scenarios import FULL, select
+from .scenarios import FAMILIES, FULL, select, split_families
 from .servers import raise_nofile
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .hostile_attacks import ATTACKS
     lines = "\n".join(f"  {s.name:<8} {s.title}" for s in FULL.values())
+    lines += "\n\nfamilies (not part of 'all'):\n" + "\n".join(f"  {n:<8} {t}" for n, t in FAMILIES.items())
+    lines += "\n" + "\n".join(f"    hostile:{a.name:<11} {a.title}" for a in ATTACKS.values())
     p = argparse.ArgumentParser(
         prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Load-test Sealchat and a bare Tornado broadcast server with the same generator.\n"
                     "Every server is started fresh per scenario on 127.0.0.1.",
         epilog="scenarios:\n" + lines)
     p.add_argument("--scenario", "-s", action="append", default=None,
-                   help="scenario to run (repeatable), or 'all' (the default)")
+                   help="scenario to run (repeatable), or 'all' (the default), or a family: 'hostile' "
+                        "(every attack) or 'hostile:NAME' (one)")
     p.add_argument("--server", choices=["both", "sealchat", "baseline"], default="both",
-                   help="which servers to measure")
+                   help="which servers to measure (the hostile family measures Sealchat only)")
     p.add_argument("--quick", action="store_true", help="tiny loads for seconds: a smoke test, not a measurement")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -59,19 +63,32 @@ async def run_all(names: List[str], servers: List[str], quick: bool, quiet: bool
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     raise_nofile()
-    names = args.scenario or ["all"]
+    plain, family = split_families(args.scenario or ["all"])
     servers = ["baseline", "sealchat"] if args.server == "both" else [args.server]
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     try:
-        report = asyncio.run(run_all(names, servers, args.quick, args.quiet, args.profile))
+        from .hostile import select_attacks
+        if plain:
+            select(plain, args.quick)  # refuse an unknown name before anything runs
+        select_attacks(family)
+        report = asyncio.run(run_requested(plain, family, servers, args.quick, args.quiet, args.profile))
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    print(table(report["results"]))
-    print()
-    print("targets:")
-    print(verdict_lines(report["targets"]))
+    if plain:
+        print(table(report["results"]))
+        print()
+        print("targets:")
+        print(verdict_lines(report["targets"]))
+    if "hostile" in report:
+        from .hostile_report import hostile_table
+        if plain:
+            print()
+        print(hostile_table(report["hostile"]["results"]))
+        print()
+        print("hostile targets:")
+        print(verdict_lines(report["hostile"]["targets"]))
     if args.json == "-":
         print(json.dumps(report, indent=2))
     elif args.json:
@@ -79,6 +96,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             json.dump(report, f, indent=2)
             f.write("\n")
     return 0
+
+
+async def run_requested(plain: List[str], family: List[str], servers: List[str], quick: bool, quiet: bool,
+                        profile_dir: Optional[str]) -> Dict[str, Any]:
+    """The load scenarios named in `plain` (none: an empty report), then the hostile family's attacks."""
+    if plain:
+        report = await run_all(plain, servers, quick, quiet, profile_dir)
+    else:
+        report = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "quick": quick,
+                  "machine": machine(), "tornado": tornado.version, "scenarios": [], "results": [], "targets": []}
+    if family:
+        from .hostile import run_family
+        report["hostile"] = await run_family(family, quick, (lambda line: None) if quiet else stderr_progress)
+    return report
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,25 @@ QUICK: Dict[str, Scenario] = {
 }
 
 
+# Families with a runner of their own rather than load scenarios: `-s hostile` runs every attack of
+# bench/hostile.py, `-s hostile:NAME` one. "all" means the load scenarios above only.
+FAMILIES: Dict[str, str] = {
+    "hostile": "attacks on a fresh server while a bystander room chats (bench/hostile.py; sealchat only)",
+}
+
+
+def split_families(names: List[str]) -> Tuple[List[str], List[str]]:
+    """(load scenario names, family names such as 'hostile' or 'hostile:polls') from -s arguments."""
+    family = [n for n in names if n.split(":", 1)[0] in FAMILIES]
+    return [n for n in names if n not in family], family
+
+
 def select(names: List[str], quick: bool) -> List[Scenario]:
     table = QUICK if quick else FULL
     if names == ["all"]:
         return list(table.values())
     unknown = [n for n in names if n not in table]
     if unknown:
-        raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(table)} or all")
+        raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(table)}, all"
+                         f" or {', '.join(FAMILIES)}")
     return [table[n] for n in names]
