@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,6 +51,9 @@ class Settings:
     self_signed: Optional[str] = None
     trusted_proxies: Tuple[Network, ...] = ()
     allow_shared_address: bool = False
+    public_url: Optional[str] = None  # the join link's base in QR codes; None: as the browser reached us
+    max_connections: int = 0  # open connections in total; 0: from the open-files limit
+    max_connections_per_address: int = 256  # open connections per address (IPv6 /64); 0: no cap
     # limits
     max_rooms: int = 1000
     max_sessions: int = 20000
@@ -72,6 +76,7 @@ class Settings:
     room_join_failures: Rate = field(default_factory=lambda: Rate(30, 660))
     create_rate: Rate = field(default_factory=lambda: Rate(10, 60))
     connect_rate: Rate = field(default_factory=lambda: Rate(120, 60))
+    lookup_rate: Rate = field(default_factory=lambda: Rate(120, 60))  # room lookups and QR images
     frame_rate: Rate = field(default_factory=lambda: Rate(200, 10))
     byte_rate: Rate = field(default_factory=lambda: Rate(16 * 1024 * 1024, 10))
     log_level: str = "info"
@@ -104,6 +109,7 @@ def _number(cast: type, low: float, high: float, what: str, rule: str) -> Callab
 
 
 _positive_int = _number(int, 1, math.inf, "whole number", "must be positive")
+_non_negative_int = _number(int, 0, math.inf, "whole number", "must be zero or positive")
 _positive_float = _number(float, 1e-9, 1e9, "number", "must be positive and finite")
 _non_negative_float = _number(float, 0, 1e9, "number", "must be zero or positive and finite")
 _port = _number(int, 0, 65535, "port", "is outside 0..65535")
@@ -135,10 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="CIDR", help="believe X-Forwarded-For only from these proxies (repeatable)")
     net.add_argument("--allow-shared-address", action="store_true",
                      help="allow several sessions per room from one client address (NAT, shared proxies)")
+    net.add_argument("--public-url", metavar="URL",
+                     help="this server's address as browsers reach it (https://chat.example.org); the "
+                          "kiosk's join-link QR code uses it rather than the request's Host header")
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms)
     lim.add_argument("--max-sessions", type=_positive_int, default=d.max_sessions)
     lim.add_argument("--max-members", type=_positive_int, default=d.max_members, help="members per room")
+    lim.add_argument("--max-connections", type=_non_negative_int, default=d.max_connections,
+                     help="open TCP connections in total; 0 takes the open-files limit less a reserve")
+    lim.add_argument("--max-connections-per-address", type=_non_negative_int,
+                     default=d.max_connections_per_address,
+                     help="open TCP connections per client address (IPv6: per /64), at most a quarter of "
+                          "the total; 0: no per-address cap (trusted proxies are never capped per address)")
     lim.add_argument("--max-file-bytes", type=_positive_int, default=d.max_file_bytes)
     lim.add_argument("--max-text-bytes", type=_positive_int, default=d.max_text_bytes,
                      help="largest encrypted message")
@@ -174,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="failed joins allowed per room, from all addresses")
     thr.add_argument("--create-rate", type=parse_rate, default=d.create_rate, help="room creations per address")
     thr.add_argument("--connect-rate", type=parse_rate, default=d.connect_rate,
-                     help="new connections and joins per address")
+                     help="room creations, joins and WebSocket connections per address")
+    thr.add_argument("--lookup-rate", type=parse_rate, default=d.lookup_rate,
+                     help="room lookups and join-link QR images per address")
     thr.add_argument("--frame-rate", type=parse_rate, default=d.frame_rate, help="frames per session")
     thr.add_argument("--byte-rate", type=parse_rate, default=d.byte_rate, help="bytes per session")
     p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
@@ -199,7 +216,23 @@ def validate(s: Settings) -> Settings:
         raise ValueError("--buffer-total-bytes cannot be smaller than --buffer-bytes")
     if s.poll_timeout >= s.presence_timeout:
         raise ValueError("--poll-timeout must be shorter than --presence-timeout")
+    if s.public_url is not None:
+        _check_public_url(s.public_url)
     return s
+
+
+def _check_public_url(url: str) -> None:
+    """--public-url: an absolute http(s) URL without credentials, query or fragment, short enough for
+    the join-link QR code."""
+    from .qr import MAX_HOST  # imported here: chat.qr needs the qrcode package, config does not
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password \
+            or parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError("--public-url must look like https://chat.example.org (http or https, a host, "
+                         "no query)")
+    if len(url.rstrip("/")) > len("https://") + MAX_HOST or not url.isprintable() or " " in url:
+        raise ValueError("--public-url is too long or holds spaces or control characters")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Settings:
