@@ -1,8 +1,9 @@
 'use strict';
 // A small imitation of a browser for the shipped scripts: a vm context with timers, a crypto
-// object with or without `subtle`, a document that "loads" <script> URLs from disk (checking their
-// integrity attribute as a browser does) and a Worker that runs the worker script in its own
-// context. URLs map to files under frontend/static.
+// object with or without `subtle`, the vendored tweetnacl loaded before sealcrypto.js as the chat
+// page does, a document that "loads" <script> URLs from disk (checking their integrity attribute as
+// a browser does) and a Worker that runs the worker script in its own context. URLs map to files
+// under frontend/static.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -15,6 +16,7 @@ const staticDir = process.env.SEALCHAT_STATIC_DIR
   ? path.resolve(process.env.SEALCHAT_STATIC_DIR)
   : path.join(repoRoot, 'frontend', 'static');
 const VENDOR_FILE = path.join(staticDir, 'vendor', 'forge-1.4.3.min.js');
+const NACL_FILE = path.join(staticDir, 'vendor', 'nacl-fast-1.0.3.min.js');
 
 // URLs as the page would pass them: hashed, under /static/.
 const URLS = {
@@ -104,8 +106,9 @@ class FakeWorker {
  *       'fallback-noworker' (no subtle, no Worker: main-thread slices), 'none' (no crypto at all).
  * subtle: optional replacement subtle object (to imitate broken implementations).
  * meta: optional attributes of the page's sealchat-crypto meta element.
+ * nacl: false for a page without tweetnacl (the join pages), which only derives admission keys.
  */
-function makeBrowser(mode, { subtle, meta } = {}) {
+function makeBrowser(mode, { subtle, meta, nacl = true } = {}) {
   const stats = { subtleReads: 0, scriptsLoaded: [], scriptElements: [], workersStarted: 0, worker: { subtleReads: 0 } };
   const ctx = vm.createContext({});
   baseGlobals(ctx);
@@ -158,6 +161,7 @@ function makeBrowser(mode, { subtle, meta } = {}) {
       return new FakeWorker(url, stats);
     };
   }
+  if (nacl) runFile(ctx, NACL_FILE);
   runFile(ctx, path.join(staticDir, 'js', 'sealcrypto.js'));
   const SC = ctx.SealCrypto;
   SC.setFallbackUrls(URLS);
@@ -185,5 +189,5 @@ const toB64u = (buf) => Buffer.from(buf).toString('base64url');
 const sha256hex = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
 
 module.exports = {
-  repoRoot, staticDir, VENDOR_FILE, URLS, sriFor, makeBrowser, runFile, call, callThen, detect, hex, fromB64u, toB64u, sha256hex,
+  repoRoot, staticDir, VENDOR_FILE, NACL_FILE, URLS, sriFor, makeBrowser, runFile, call, callThen, detect, hex, fromB64u, toB64u, sha256hex,
 };

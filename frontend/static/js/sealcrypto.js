@@ -1,21 +1,25 @@
 /*
- * SealCrypto: the browser side of the sealchat/v1 protocol (PROTOCOL.md, docs/API.md).
+ * SealCrypto: the browser side of the sealchat/v2 protocol (docs/PROTOCOL.md, docs/API.md).
  *
- * Uses Web Crypto where a real derivation through it works, and the vendored node-forge plus
- * sealcrypto-worker.js otherwise, so old phones on plain HTTP can take part. Hand-written ES5 with
- * callbacks (cb(err, result)) because those engines have nothing newer. Callbacks are always
- * called asynchronously and exactly once. Errors carry a 'code' (see docs/BROWSER-CRYPTO.md).
+ * AES-GCM, HKDF, HMAC-SHA256, SHA-256 and PBKDF2 run on Web Crypto where a real derivation through
+ * it works, and on the vendored node-forge plus sealcrypto-worker.js otherwise, so old phones on
+ * plain HTTP can take part. X25519, Ed25519 and SHA-512 run on the vendored tweetnacl
+ * (window.nacl, loaded by the page before this file) on every browser: Web Crypto has no X25519
+ * or Ed25519 on the engines Sealchat serves. Hand-written ES5 with callbacks (cb(err, result))
+ * because those engines have nothing newer. Callbacks are always called asynchronously and exactly
+ * once. Errors carry a 'code' (see docs/BROWSER-CRYPTO.md).
  */
 (function (root) {
     'use strict';
 
-    var VERSION = 1;
+    var VERSION = 2;
     var KDF = 'pbkdf2-sha256';
     var MIN_ITER = 100000;
     var MAX_ITER = 10000000;
     var DEFAULT_ITER = 600000;
     var CHUNK_BYTES = 262144;
-    var MAX_MESSAGES_PER_KEY = 8388608; // 2^23, PROTOCOL.md: random 96-bit nonces stay safe below it
+    var MAX_MESSAGES_PER_KEY = 8388608; // 2^23 per epoch key, PROTOCOL.md: random 96-bit nonces stay safe below it
+    var MAX_SHARED_CACHE = 1024; // X25519 results a session keeps (one per peer key it has granted to)
     var DETECT_TIMEOUT_MS = 10000;
     var SLICE_MS = 40; // main-thread PBKDF2 slice, short enough that the page keeps painting
 
@@ -29,6 +33,34 @@
     var PROBE_IKM = '50eb2638aba358955633de09e9ce279f4abc7bb38d1d7bc083a3462481c9a93d';
     var PROBE_CT = '9945d7b369dc1a6b1f3cb82d2d217e79a2f6';
     var ABC_SHA256 = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
+    var PROBE_HMAC = '70f3bf5513c5b3688c2e9dd427b4ae15a352027f380f2fb34e5689b98ce0b956';
+    var ABC_SHA512 = 'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a' +
+        '2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f';
+    // RFC 7748 section 6.1 (X25519) and RFC 8032 section 7.1 test 1 (Ed25519), for tweetnacl's self-test.
+    var X_ALICE_SK = '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a';
+    var X_BOB_PK = 'de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f';
+    var X_SHARED = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742';
+    var ED_SEED = '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60';
+    var ED_PK = 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a';
+    var ED_SIG = 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155' +
+        '5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b';
+    // The Ed25519 group order L, little-endian: a signature's S must be below it (RFC 8032 5.1.7).
+    var ED_L = [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10];
+
+    // Labels (PROTOCOL.md), each used as L(text): the ASCII bytes and one zero byte.
+    var LABEL_AUTH = 'sealchat/v1/auth';
+    var LABEL_VERIFIER = 'sealchat/v1/verifier';
+    var LABEL_MEMBER = 'sealchat/v2/member';
+    var LABEL_ANNOUNCE = 'sealchat/v2/announce';
+    var LABEL_GRANT = 'sealchat/v2/grant';
+    var LABEL_MSG = 'sealchat/v2/msg';
+    var LABEL_ENVELOPE = 'sealchat/v2/envelope';
+    var LABEL_FILE = 'sealchat/v2/file';
+    var LABEL_CHUNK = 'sealchat/v2/chunk';
+    var LABEL_SAFETY = 'sealchat/v2/safety';
+    var LABEL_FINGERPRINT = 'sealchat/v2/fingerprint';
+    var LABEL_VAULT = 'sealchat/v2/vault';
 
     // ---- small helpers -------------------------------------------------------------------
 
@@ -117,6 +149,14 @@
         return s;
     }
 
+    function fromHex(hex) {
+        var out = new Uint8Array(hex.length / 2), i;
+        for (i = 0; i < out.length; i++) {
+            out[i] = parseInt(hex.substr(2 * i, 2), 16);
+        }
+        return out;
+    }
+
     function toArray(bytes) {
         var out = [], i;
         for (i = 0; i < bytes.length; i++) {
@@ -169,6 +209,10 @@
         return t;
     }());
 
+    /**
+     * @param {Uint8Array} bytes
+     * @return {string} base64url without padding; TypeError for anything but a Uint8Array
+     */
     function b64u(bytes) {
         var out = [], n, i, x;
         if (!isBytes(bytes)) {
@@ -190,6 +234,10 @@
         return out.join('');
     }
 
+    /**
+     * @param {string} str base64url without padding
+     * @return {Uint8Array} throws code 'malformed' on bad characters, padding or an impossible length
+     */
     function unb64u(str) {
         var out, i, j = 0, c, v, acc = 0, bits = 0;
         if (typeof str !== 'string') {
@@ -215,6 +263,7 @@
         return out;
     }
 
+    /** @param {string} str @return {Uint8Array} its UTF-8 bytes (a lone surrogate becomes U+FFFD) */
     function utf8(str) {
         var out = [], i, c, d;
         if (typeof str !== 'string') {
@@ -241,7 +290,10 @@
         return new Uint8Array(out);
     }
 
-    // Strict decoder: invalid UTF-8 is an error rather than silently replaced text.
+    /**
+     * Strict decoder: invalid UTF-8 is an error (code 'malformed') rather than silently replaced text.
+     * @param {Uint8Array} bytes @return {string}
+     */
     function fromUtf8(bytes) {
         var units = [], i = 0, n, b, c, need, min;
         if (!isBytes(bytes)) {
@@ -299,6 +351,10 @@
 
     // ---- randomness ----------------------------------------------------------------------
 
+    /**
+     * @param {number} n a byte count
+     * @return {Uint8Array} n bytes from crypto.getRandomValues (msCrypto on IE 11); throws without one
+     */
     function randomBytes(n) {
         var c = root.crypto || root.msCrypto, out, i;
         if (!isInt(n) || n < 0) {
@@ -359,6 +415,15 @@
 
     function wcAesKey(raw) {
         return subtle().importKey('raw', raw, {name: 'AES-GCM'}, false, ['encrypt', 'decrypt']);
+    }
+
+    function wcHmac(key, msg) {
+        var s = subtle();
+        return s.importKey('raw', key, {name: 'HMAC', hash: 'SHA-256'}, false, ['sign']).then(function (k) {
+            return s.sign('HMAC', k, msg);
+        }).then(function (buf) {
+            return new Uint8Array(buf);
+        });
     }
 
     function wcEncrypt(key, iv, pt, ad) {
@@ -443,6 +508,18 @@
         } else {
             syncLater(function () {
                 return fHkdf(key, salt, info);
+            }, cb);
+        }
+    }
+
+    function hmac(which, key, msg, cb) {
+        if (which === 'webcrypto') {
+            wcRun(function () {
+                return wcHmac(key, msg);
+            }, cb);
+        } else {
+            syncLater(function () {
+                return fHmac(key, msg);
             }, cb);
         }
     }
@@ -618,7 +695,12 @@
                 if (toHex(ikm) !== PROBE_IKM) {
                     throw new Error('PBKDF2 mismatch');
                 }
-                return wcHkdf(ikm, probeSalt, utf8('sealchat/v1/detect'));
+                return wcHmac(ikm, utf8('sealchat/v2/detect')).then(function (mac) {
+                    if (toHex(mac) !== PROBE_HMAC) {
+                        throw new Error('HMAC mismatch');
+                    }
+                    return wcHkdf(ikm, probeSalt, utf8('sealchat/v1/detect'));
+                });
             }).then(function (raw) {
                 return wcAesKey(raw);
             }).then(function (k) {
@@ -643,6 +725,9 @@
         }
         ikm = strToBytes(forge.pkcs5.pbkdf2('sealchat', bytesToStr(salt), 2, 32, 'sha256'));
         if (toHex(ikm) !== PROBE_IKM) {
+            return false;
+        }
+        if (toHex(fHmac(ikm, utf8('sealchat/v2/detect'))) !== PROBE_HMAC) {
             return false;
         }
         key = fHkdf(ikm, salt, utf8('sealchat/v1/detect'));
@@ -691,6 +776,11 @@
         });
     }
 
+    /**
+     * Decides once per page which backend runs AES-GCM, HKDF, HMAC, SHA-256 and PBKDF2
+     * (docs/BROWSER-CRYPTO.md "Detection"); concurrent calls share one probe.
+     * @param {function(?string)} cb 'webcrypto', 'fallback' or null (nothing usable)
+     */
     function detect(cb) {
         needCallback(cb);
         if (backend !== undefined) {
@@ -748,8 +838,13 @@
         return null;
     }
 
-    // opts: {vendor, worker, vendorIntegrity, workerIntegrity}; an integrity not given is read
-    // from the page's sealchat-crypto meta element when that names the same URL.
+    /**
+     * The page's content-hashed URLs of the vendored node-forge and of sealcrypto-worker.js, needed
+     * before detect() can choose the fallback.
+     * @param {{vendor: string, worker: string, vendorIntegrity: string, workerIntegrity: string}} opts
+     *     an integrity not given is read from the page's sealchat-crypto meta element when that names
+     *     the same URL
+     */
     function setFallbackUrls(opts) {
         if (!opts || typeof opts !== 'object') {
             throw new TypeError('setFallbackUrls: expected {vendor: url, worker: url}');
@@ -882,61 +977,46 @@
         }
     }
 
-    // auth and verifier are null for resumed keys: only joining needs them.
-    function makeKeys(which, roomId, enc, auth, verifier, ikm) {
-        return {
-            roomId: roomId,
-            authKey: auth ? b64u(auth) : null,
-            verifier: verifier ? b64u(verifier) : null,
-            backend: which,
-            // Internal: enc key material ({raw, aes}), the PBKDF2 output (tests), message count.
-            _enc: enc,
-            _ikm: ikm || null,
-            _sent: 0,
-            _files: {},
-            _fileCount: 0
-        };
-    }
+    // ---- admission keys ------------------------------------------------------------------
 
-    // From ikm (or, on resume, from enc alone) to a keys object; both backends.
-    function finishKeys(which, roomId, ikm, salt, encRaw, cb) {
-        function withEncAuth(encBytes, authBytes) {
-            if (!authBytes) {
-                aesKey(which, encBytes, function (err, enc) {
-                    cb(err, err ? undefined : makeKeys(which, roomId, enc, null, null, ikm));
-                });
-                return;
-            }
-            sha256(which, concatBytes([label('sealchat/v1/verifier'), authBytes]), function (err, verifier) {
-                if (err) {
-                    cb(err);
-                    return;
-                }
-                aesKey(which, encBytes, function (err2, enc) {
-                    cb(err2, err2 ? undefined : makeKeys(which, roomId, enc, authBytes, verifier, ikm));
-                });
-            });
-        }
+    // From ikm to the admission keys and member_key; both backends.
+    function finishKeys(which, roomId, ikm, salt, cb) {
         var rid = utf8(roomId);
-        if (encRaw) {
-            withEncAuth(encRaw, null);
-            return;
-        }
-        hkdf(which, ikm, salt, concatBytes([label('sealchat/v1/enc'), rid]), function (err, encBytes) {
+        hkdf(which, ikm, salt, concatBytes([label(LABEL_AUTH), rid]), function (err, auth) {
             if (err) {
                 cb(err);
                 return;
             }
-            hkdf(which, ikm, salt, concatBytes([label('sealchat/v1/auth'), rid]), function (err2, authBytes) {
+            sha256(which, concatBytes([label(LABEL_VERIFIER), auth]), function (err2, verifier) {
                 if (err2) {
                     cb(err2);
                     return;
                 }
-                withEncAuth(encBytes, authBytes);
+                hkdf(which, ikm, salt, concatBytes([label(LABEL_MEMBER), rid]), function (err3, member) {
+                    cb(err3, err3 ? undefined : {
+                        roomId: roomId,
+                        auth: b64u(auth),
+                        verifier: b64u(verifier),
+                        memberKey: b64u(member),
+                        backend: which
+                    });
+                });
             });
         });
     }
 
+    /**
+     * Derives a room's admission keys from its password (PROTOCOL.md "Admission").
+     * @param {string} password as typed (NFC-normalised here where the engine can)
+     * @param {string} saltB64u the room's salt
+     * @param {number} iter PBKDF2 iterations, MIN_ITER..MAX_ITER
+     * @param {string} roomId the canonical room name exactly as the server returns it
+     * @param {string} kdf must be KDF
+     * @param {function(number)|null} onProgress fractions 0..1 (many on the fallback, 0 and 1 on Web Crypto)
+     * @param {function(Error, {roomId, auth, verifier, memberKey, backend})} cb auth = b64u(auth_key) for
+     *     /api/join, verifier = b64u(SHA-256 verifier) for /api/rooms, memberKey = b64u(member_key);
+     *     errors: 'kdf', 'iter', 'malformed' (salt), 'unsupported'
+     */
     function deriveKeys(password, saltB64u, iter, roomId, kdf, onProgress, cb) {
         var err, salt, pw, progress = progressFn(onProgress);
         needCallback(cb);
@@ -963,7 +1043,7 @@
                     return;
                 }
                 progress(1);
-                finishKeys(which, roomId, ikm, salt, null, cb);
+                finishKeys(which, roomId, ikm, salt, cb);
             }
             progress(0);
             if (which === 'webcrypto') {
@@ -976,157 +1056,898 @@
         });
     }
 
+    /** @return {string} b64u of 16 random bytes: a new room's salt */
     function newSalt() {
         return b64u(randomBytes(16));
     }
 
-    function checkKeys(keys) {
-        return !!(keys && typeof keys.roomId === 'string' && keys._enc && isBytes(keys._enc.raw) &&
-            (keys.backend === 'webcrypto' || keys.backend === 'fallback'));
+    // ---- decoding what others sent -----------------------------------------------------------
+    // Mirrors chat/client/crypto.py's strict field readers, so both clients refuse the same input
+    // with the same kind of error.
+
+    var MSG_TYPES = ['text', 'file'];
+    var MAX_ANNOUNCE_CHARS = 1024;
+    var MAX_GRANT_CHARS = 16384;
+    var MAX_HEADER_CHARS = 2048;
+    var MAX_NAME_CHARS = 64; // code points; usernames are at most 32
+    var MAX_SAFE_INT = 9007199254740991; // 2^53 - 1
+    var ANNOUNCE_FIELDS = ['v', 'room', 'user', 'dh', 'sig', 'ts'];
+    var GRANT_FIELDS = ['v', 'room', 'from', 'to', 'epoch', 'at', 'members', 'hdh', 'mdh', 'ts'];
+    var HEADER_FIELDS = ['v', 'room', 'from', 'type', 'id', 'ts', 'epoch'];
+    var B64U_TEXT = /^[A-Za-z0-9_\-]*$/;
+
+    function isObject(x) {
+        return !!x && typeof x === 'object' && Object.prototype.toString.call(x) !== '[object Array]';
     }
 
-    // What a reload needs to go on in the room: the message key and how many messages it has
-    // sealed (the per-key limit must not restart). Never the auth key: that is a join credential.
-    function exportForResume(keys) {
-        if (!checkKeys(keys)) {
-            throw new TypeError('exportForResume: not a SealCrypto keys object');
+    function isArray(x) {
+        return Object.prototype.toString.call(x) === '[object Array]';
+    }
+
+    function has(obj, key) {
+        return Object.prototype.hasOwnProperty.call(obj, key);
+    }
+
+    function contains(list, x) {
+        var i;
+        for (i = 0; i < list.length; i++) {
+            if (list[i] === x) {
+                return true;
+            }
         }
-        return {roomId: keys.roomId, enc: b64u(keys._enc.raw), sent: keys._sent};
+        return false;
     }
 
-    function importForResume(obj, cb) {
-        var enc, sent;
-        needCallback(cb);
+    function quote(x) {
+        return JSON.stringify(String(x));
+    }
+
+    // A base64url string of exactly len bytes in its one canonical spelling, else an error of `code`.
+    function decodeFixed(str, len, what, code) {
+        var bytes = null;
+        if (typeof str === 'string') {
+            try {
+                bytes = unb64u(str);
+            } catch (e) {
+                bytes = null;
+            }
+        }
+        if (!bytes || bytes.length !== len || b64u(bytes) !== str) {
+            throw fail(code || 'malformed', what + ' must be ' + len + ' bytes of base64url');
+        }
+        return bytes;
+    }
+
+    // A base64url string of any length, canonical (signatures cover the text, so one spelling only).
+    function decodeAny(str, what) {
+        var bytes;
+        if (typeof str !== 'string') {
+            throw fail('malformed', what + ' must be a base64url string');
+        }
         try {
-            if (!obj || typeof obj.roomId !== 'string') {
-                throw fail('malformed', 'saved keys: missing room');
-            }
-            enc = unb64u(obj.enc);
-            if (enc.length !== 32) {
-                throw fail('malformed', 'saved keys: wrong key length');
-            }
-            sent = obj.sent === undefined ? 0 : obj.sent;
-            if (!isInt(sent) || sent < 0 || sent > MAX_MESSAGES_PER_KEY) {
-                throw fail('malformed', 'saved keys: bad message count');
-            }
+            bytes = unb64u(str);
         } catch (e) {
-            failLater(cb, e.code ? e : fail('malformed', 'saved keys: ' + e.message));
-            return;
+            throw fail('malformed', what + ': ' + e.message);
         }
-        withBackend(cb, function (which) {
-            finishKeys(which, obj.roomId, null, null, enc, function (err, keys) {
-                if (keys) {
-                    keys._sent = sent;
-                }
-                cb(err, keys);
-            });
-        });
+        if (b64u(bytes) !== str) {
+            throw fail('malformed', what + ' is not canonical base64url');
+        }
+        return bytes;
     }
 
-    // ---- messages ------------------------------------------------------------------------
+    // A wire field that is signed as text (a, g, h): non-empty base64url of at most limit characters.
+    function wireText(wire, name, what, limit) {
+        var value = isObject(wire) ? wire[name] : undefined;
+        if (typeof value !== 'string' || value.length === 0 || value.length > limit || !B64U_TEXT.test(value)) {
+            throw fail('malformed', what + ': field ' + quote(name) + ' must be base64url of at most ' + limit +
+                ' characters');
+        }
+        return value;
+    }
 
-    function seal(keys, from, type, plaintextBytes, cb, fixed) {
-        var id, ts, nonce, h, ad;
-        needCallback(cb);
-        fixed = fixed || {};
+    /*
+     * Whether valid JSON text repeats a key in one object or writes a number that is not a plain
+     * integer literal: JSON.parse would keep the last key and turn 3.0 into 3, where the Python client
+     * refuses both, so a sender could otherwise show the two clients different things.
+     */
+    function jsonAmbiguous(text) {
+        var stack = [], i = 0, n = text.length, ch, start, key, top, expectKey = false;
+        while (i < n) {
+            ch = text.charAt(i);
+            if (ch === '"') {
+                start = i;
+                i++;
+                while (i < n && text.charAt(i) !== '"') {
+                    i += text.charAt(i) === '\\' ? 2 : 1;
+                }
+                if (expectKey) {
+                    key = '~' + JSON.parse(text.slice(start, i + 1));
+                    top = stack[stack.length - 1];
+                    if (has(top, key)) {
+                        return true;
+                    }
+                    top[key] = true;
+                    expectKey = false;
+                }
+            } else if (ch === '{') {
+                stack.push({});
+                expectKey = true;
+            } else if (ch === '[') {
+                stack.push(null);
+            } else if (ch === '}' || ch === ']') {
+                stack.pop();
+                expectKey = false;
+            } else if (ch === ',') {
+                expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
+            } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
+                start = i;
+                while (i + 1 < n && /[0-9eE+\-.]/.test(text.charAt(i + 1))) {
+                    i++;
+                }
+                if (/[.eE]/.test(text.slice(start, i + 1))) {
+                    return true;
+                }
+            }
+            i++;
+        }
+        return false;
+    }
+
+    // b64u(JSON object) -> the object; anything else is malformed.
+    function decodeBody(str, what) {
+        var text, obj;
         try {
-            if (!checkKeys(keys)) {
-                throw new TypeError('seal: not a SealCrypto keys object');
+            text = fromUtf8(unb64u(str));
+            obj = JSON.parse(text);
+        } catch (e) {
+            throw fail('malformed', 'unreadable ' + what);
+        }
+        if (!isObject(obj)) {
+            throw fail('malformed', what + ' is not a JSON object');
+        }
+        if (jsonAmbiguous(text)) {
+            throw fail('malformed', what + ': a repeated field or a number that is not a whole-number literal');
+        }
+        return obj;
+    }
+
+    function checkVersionRoom(body, roomId, what) {
+        if (body.v !== VERSION) {
+            throw fail('version', what + ' of unknown protocol version ' + quote(body.v) +
+                ' (this client speaks version ' + VERSION + ')');
+        }
+        if (body.room !== roomId) {
+            throw fail('room', what + ' for another room');
+        }
+    }
+
+    // The body's fields are exactly `expected`, no more and no fewer.
+    function checkFields(body, expected, what) {
+        var k, count = 0;
+        for (k in body) {
+            if (has(body, k)) {
+                if (!contains(expected, k)) {
+                    throw fail('malformed', what + ': unexpected field ' + quote(k));
+                }
+                count++;
             }
-            if (typeof from !== 'string' || typeof type !== 'string') {
-                throw new TypeError('seal: from and type must be strings');
+        }
+        if (count !== expected.length) {
+            throw fail('malformed', what + ': fields must be exactly ' + expected.join(', '));
+        }
+    }
+
+    function intField(body, name, what, minimum) {
+        var x = body[name];
+        if (!isInt(x) || x < minimum || x > MAX_SAFE_INT) {
+            throw fail('malformed', what + ': field ' + quote(name) + ' must be a whole number from ' + minimum);
+        }
+        return x;
+    }
+
+    // Code points, as the Python client counts a name's length.
+    function codePoints(str) {
+        var count = 0, i, c;
+        for (i = 0; i < str.length; i++) {
+            c = str.charCodeAt(i);
+            if (!(c >= 0xdc00 && c <= 0xdfff && i > 0 && str.charCodeAt(i - 1) >= 0xd800 &&
+                    str.charCodeAt(i - 1) <= 0xdbff)) {
+                count++;
             }
-            if (!isBytes(plaintextBytes)) {
-                throw new TypeError('seal: plaintext must be a Uint8Array');
+        }
+        return count;
+    }
+
+    function isName(x) {
+        return typeof x === 'string' && x.length > 0 && codePoints(x) <= MAX_NAME_CHARS;
+    }
+
+    function nameField(x, name, what) {
+        if (!isName(x)) {
+            throw fail('malformed', what + ': field ' + quote(name) + ' must be a name');
+        }
+        return x;
+    }
+
+    // A non-empty list of distinct names.
+    function membersField(members, what) {
+        var seen = {}, i;
+        if (!isArray(members) || members.length === 0) {
+            throw fail('malformed', what + ': members must be a non-empty list');
+        }
+        for (i = 0; i < members.length; i++) {
+            nameField(members[i], 'members', what);
+            if (has(seen, '~' + members[i])) {
+                throw fail('malformed', what + ': members repeats ' + quote(members[i]));
             }
-            if (keys._sent >= MAX_MESSAGES_PER_KEY) {
-                throw fail('limit', 'this room key has sent its maximum number of messages; rejoin the room');
+            seen['~' + members[i]] = true;
+        }
+        return members.slice();
+    }
+
+    // Constant-time comparison of two byte strings of the same public length.
+    function sameBytes(a, b) {
+        var d = 0, i;
+        if (a.length !== b.length) {
+            return false;
+        }
+        for (i = 0; i < a.length; i++) {
+            d |= a[i] ^ b[i];
+        }
+        return d === 0;
+    }
+
+    // The labelled message a signature covers: L(label) || the parts joined with '.', ASCII.
+    function signedText(lbl, parts) {
+        return concatBytes([label(lbl), utf8(parts.join('.'))]);
+    }
+
+    // Arguments the page gives: wrong types are programming errors (TypeError).
+    function keyArg(keyB64u, what) {
+        if (typeof keyB64u !== 'string') {
+            throw new TypeError(what + ' must be a base64url string');
+        }
+        return decodeFixed(keyB64u, 32, what);
+    }
+
+    function stringArg(x, what) {
+        if (typeof x !== 'string') {
+            throw new TypeError(what + ' must be a string');
+        }
+        return x;
+    }
+
+    function fixedArg(fixed, name, fallback) {
+        return fixed && fixed[name] !== undefined && fixed[name] !== null ? fixed[name] : fallback();
+    }
+
+    // ---- tweetnacl: X25519, Ed25519, SHA-512 ----------------------------------------------------
+
+    var naclChecked = null; // the library object that passed the self-test
+
+    function naclSelfTest(n) {
+        var kp, sig, empty = new Uint8Array(0);
+        if (toHex(n.scalarMult(fromHex(X_ALICE_SK), fromHex(X_BOB_PK))) !== X_SHARED) {
+            return false;
+        }
+        kp = n.sign.keyPair.fromSeed(fromHex(ED_SEED));
+        if (toHex(kp.publicKey) !== ED_PK) {
+            return false;
+        }
+        sig = n.sign.detached(empty, kp.secretKey);
+        if (toHex(sig) !== ED_SIG || !n.sign.detached.verify(empty, sig, kp.publicKey)) {
+            return false;
+        }
+        sig[0] ^= 1;
+        if (n.sign.detached.verify(empty, sig, kp.publicKey)) {
+            return false;
+        }
+        return toHex(n.hash(utf8('abc'))) === ABC_SHA512;
+    }
+
+    /*
+     * The page's tweetnacl once it is there and gives the RFC answers on this engine (old JIT
+     * compilers have miscompiled floating-point and 32-bit arithmetic); throws 'unsupported' if not.
+     */
+    function nacl() {
+        var n = root.nacl, ok = false;
+        if (n && n === naclChecked) {
+            return n;
+        }
+        try {
+            ok = !!(n && n.scalarMult && n.box && n.box.keyPair && n.box.keyPair.fromSecretKey && n.sign &&
+                n.sign.detached && n.sign.detached.verify && n.sign.keyPair && n.sign.keyPair.fromSeed &&
+                n.hash) && naclSelfTest(n);
+        } catch (e) {
+            ok = false;
+        }
+        if (!ok) {
+            throw fail('unsupported', 'the key-exchange library (tweetnacl) is missing or does not work here');
+        }
+        naclChecked = n;
+        return n;
+    }
+
+    // tweetnacl checks `instanceof Uint8Array`, which a typed array from another realm (an iframe)
+    // fails; such arrays are copied into this one.
+    function own(bytes) {
+        return bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    }
+
+    // RFC 8032 5.1.7: S must be below the group order, so a signature has one valid form.
+    function canonicalS(sig) {
+        var i;
+        for (i = 31; i >= 0; i--) {
+            if (sig[32 + i] < ED_L[i]) {
+                return true;
             }
-            id = fixed.id !== undefined && fixed.id !== null ? fixed.id : b64u(randomBytes(16));
-            if (typeof id !== 'string') {
-                throw new TypeError('seal: fixed id must be a base64url string');
+            if (sig[32 + i] > ED_L[i]) {
+                return false;
             }
-            ts = fixed.ts !== undefined && fixed.ts !== null ? fixed.ts : now();
-            if (!isInt(ts)) {
-                throw new TypeError('seal: ts must be an integer number of milliseconds');
-            }
-            nonce = fixed.nonce !== undefined && fixed.nonce !== null ? unb64u(fixed.nonce) : randomBytes(12);
-            if (nonce.length !== 12) {
-                throw fail('malformed', 'seal: nonce must be 12 bytes');
-            }
-            // Key order is part of the protocol; JSON.stringify keeps insertion order.
-            h = b64u(utf8(JSON.stringify({v: VERSION, room: keys.roomId, from: from, type: type, id: id, ts: ts})));
-            ad = utf8(h);
+        }
+        return false;
+    }
+
+    function verifySig(pk, msg, sig) {
+        return isBytes(pk) && pk.length === 32 && isBytes(sig) && sig.length === 64 && canonicalS(sig) &&
+            nacl().sign.detached.verify(own(msg), own(sig), own(pk));
+    }
+
+    // ---- sessions ----------------------------------------------------------------------------
+
+    function makeSession(dhSk, sigSeed) {
+        var n = nacl(), dh = n.box.keyPair.fromSecretKey(own(dhSk)), sg = n.sign.keyPair.fromSeed(own(sigSeed));
+        return {
+            dhPk: dh.publicKey,
+            dhSk: dh.secretKey,
+            sigPk: sg.publicKey,
+            sigSeed: new Uint8Array(sigSeed),
+            // Internal: the 64-byte signing key tweetnacl wants, and X25519 results by peer key.
+            _sigSk: sg.secretKey,
+            _shared: {},
+            _sharedCount: 0
+        };
+    }
+
+    /**
+     * Draws this session's X25519 and Ed25519 key pairs (PROTOCOL.md "Session keys") from the
+     * browser's CSPRNG (randomBytes). Synchronous.
+     * @return {{dhPk: Uint8Array, dhSk: Uint8Array, sigPk: Uint8Array, sigSeed: Uint8Array}} 32 bytes each;
+     *     throws 'unsupported' without a working tweetnacl
+     */
+    function newSession() {
+        return makeSession(randomBytes(32), randomBytes(32));
+    }
+
+    /**
+     * The session again from its saved private halves (the reload vault). Synchronous.
+     * @param {{dhSk: string, sigSeed: string}} saved b64u of 32 bytes each
+     * @return the same shape as newSession(); throws 'malformed' for anything else
+     */
+    function sessionFromSaved(saved) {
+        if (!isObject(saved)) {
+            throw fail('malformed', 'saved session: expected {dhSk, sigSeed}');
+        }
+        return makeSession(decodeFixed(saved.dhSk, 32, 'saved session dhSk'),
+            decodeFixed(saved.sigSeed, 32, 'saved session sigSeed'));
+    }
+
+    function checkSession(s, what) {
+        if (!s || !isBytes(s.dhPk) || s.dhPk.length !== 32 || !isBytes(s.dhSk) || s.dhSk.length !== 32 ||
+                !isBytes(s.sigPk) || s.sigPk.length !== 32 || !isBytes(s.sigSeed) || s.sigSeed.length !== 32) {
+            throw new TypeError(what + ': not a SealCrypto session');
+        }
+    }
+
+    function sign(session, msg) {
+        var n = nacl(), sk = session._sigSk;
+        if (!isBytes(sk) || sk.length !== 64) {
+            sk = n.sign.keyPair.fromSeed(own(session.sigSeed)).secretKey;
+            session._sigSk = sk;
+        }
+        return n.sign.detached(own(msg), own(sk));
+    }
+
+    // X25519(session dh_sk, peer dh_pk), refused when all zero; cached per peer key because a host
+    // grants to the same members' keys epoch after epoch.
+    function shared(session, peerPk) {
+        var name = b64u(peerPk), out, i, any = 0;
+        if (!isObject(session._shared)) {
+            session._shared = {};
+            session._sharedCount = 0;
+        }
+        if (Object.prototype.hasOwnProperty.call(session._shared, name)) {
+            return session._shared[name];
+        }
+        out = nacl().scalarMult(own(session.dhSk), own(peerPk));
+        for (i = 0; i < out.length; i++) {
+            any |= out[i];
+        }
+        if (any === 0) {
+            throw fail('malformed', 'X25519 gave all zeros: the peer key is of low order');
+        }
+        if (session._sharedCount >= MAX_SHARED_CACHE) {
+            session._shared = {};
+            session._sharedCount = 0;
+        }
+        session._shared[name] = out;
+        session._sharedCount++;
+        return out;
+    }
+
+    function checkAnn(ann) {
+        return isObject(ann) && typeof ann.user === 'string' && isBytes(ann.dh) && ann.dh.length === 32 &&
+            isBytes(ann.sig) && ann.sig.length === 32;
+    }
+
+    // ---- announcements -------------------------------------------------------------------------
+
+    /**
+     * This member's announcement (PROTOCOL.md "Announcement") for the `announce` frame.
+     * @param {string} memberKeyB64u keys.memberKey
+     * @param {string} roomId
+     * @param session from newSession() or sessionFromSaved()
+     * @param {string} username this member's name as the server knows it
+     * @param {function(Error, {a: string, t: string, s: string})} cb
+     * @param {{ts: number}} [fixed] for known-answer tests only
+     */
+    function makeAnnouncement(memberKeyB64u, roomId, session, username, cb, fixed) {
+        var mk, a;
+        needCallback(cb);
+        try {
+            mk = keyArg(memberKeyB64u, 'makeAnnouncement: member key');
+            stringArg(roomId, 'makeAnnouncement: roomId');
+            stringArg(username, 'makeAnnouncement: username');
+            checkSession(session, 'makeAnnouncement');
+            a = b64u(utf8(JSON.stringify({v: VERSION, room: roomId, user: username, dh: b64u(session.dhPk),
+                sig: b64u(session.sigPk), ts: fixedArg(fixed, 'ts', now)})));
         } catch (e) {
             failLater(cb, e);
             return;
         }
-        keys._sent++;
-        encrypt(keys.backend, keys._enc, nonce, plaintextBytes, ad, function (err, c) {
-            cb(err, err ? undefined : {h: h, n: b64u(nonce), c: b64u(c)});
+        withBackend(cb, function (which) {
+            hmac(which, mk, concatBytes([label(LABEL_ANNOUNCE), utf8(a)]), function (err, t) {
+                var tb, s;
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                tb = b64u(t);
+                try {
+                    s = b64u(sign(session, signedText(LABEL_ANNOUNCE, [a, tb])));
+                } catch (e) {
+                    cb(e);
+                    return;
+                }
+                cb(null, {a: a, t: tb, s: s});
+            });
         });
     }
 
-    function sealText(keys, from, text, cb) {
+    /**
+     * Checks a member's announcement as PROTOCOL.md says: the tag under member_key, v, room, exactly
+     * the body's fields, 32-byte keys, a whole-number ts, the signature under its own sig, and the
+     * user the server attests. Pinning keys (key_changed) is the caller's: it keeps the first
+     * accepted announcement of each member.
+     * @param {string} memberKeyB64u keys.memberKey
+     * @param {string} roomId
+     * @param {{a, t, s}} wire the announce event's or welcome key's fields (others ignored)
+     * @param {string} attestedFrom the sender the server attests (event `from`)
+     * @param {function(Error, {user: string, dh: Uint8Array, sig: Uint8Array, ts: number, room: string,
+     *     wire: {a, t, s}})} cb errors: 'malformed', 'forged' (tag, signature or user), 'version', 'room'
+     */
+    function checkAnnouncement(memberKeyB64u, roomId, wire, attestedFrom, cb) {
+        var mk, a, t, s;
+        needCallback(cb);
+        try {
+            mk = keyArg(memberKeyB64u, 'checkAnnouncement: member key');
+            stringArg(roomId, 'checkAnnouncement: roomId');
+            stringArg(attestedFrom, 'checkAnnouncement: attestedFrom');
+            a = wireText(wire, 'a', 'announcement', MAX_ANNOUNCE_CHARS);
+            t = decodeFixed(wire.t, 32, 'announcement tag', 'forged');
+            s = decodeFixed(wire.s, 64, 'announcement signature', 'forged');
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        withBackend(cb, function (which) {
+            hmac(which, mk, concatBytes([label(LABEL_ANNOUNCE), utf8(a)]), function (err, want) {
+                var ann;
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                try {
+                    ann = acceptAnnouncement(roomId, a, wire.t, t, s, want, attestedFrom);
+                } catch (e) {
+                    cb(e);
+                    return;
+                }
+                cb(null, ann);
+            });
+        });
+    }
+
+    function acceptAnnouncement(roomId, a, tText, t, s, want, attestedFrom) {
+        var what = 'announcement', body, user, dh, sig, ts;
+        if (!sameBytes(t, want)) {
+            throw fail('forged', 'announcement tag does not match: not from a holder of the room password');
+        }
+        body = decodeBody(a, what);
+        checkVersionRoom(body, roomId, what);
+        checkFields(body, ANNOUNCE_FIELDS, what);
+        user = nameField(body.user, 'user', what);
+        dh = decodeFixed(body.dh, 32, what + ' dh');
+        sig = decodeFixed(body.sig, 32, what + ' sig');
+        ts = intField(body, 'ts', what, 0);
+        if (!verifySig(sig, signedText(LABEL_ANNOUNCE, [a, tText]), s)) {
+            throw fail('forged', 'announcement signature does not verify');
+        }
+        if (user !== attestedFrom) {
+            throw fail('forged', 'announcement names ' + quote(user) + ' but was sent by ' + quote(attestedFrom));
+        }
+        return {user: user, dh: dh, sig: sig, ts: ts, room: roomId, wire: {a: a, t: tText, s: b64u(s)}};
+    }
+
+    // ---- grants --------------------------------------------------------------------------
+
+    /** A fresh random 32-byte epoch key (PROTOCOL.md "Epochs and grants"). */
+    function newEpochKey() {
+        return randomBytes(32);
+    }
+
+    function grantInfo(roomId, epoch, hostDh, memberDh) {
+        return concatBytes([label(LABEL_GRANT), utf8(roomId), uint64be(epoch), hostDh, memberDh]);
+    }
+
+    function checkEpochNumber(epoch) {
+        return isInt(epoch) && epoch >= 1 && epoch <= MAX_SAFE_INT;
+    }
+
+    /**
+     * The host's grant of an epoch key to one member (one entry of the `grant` frame's `grants`).
+     * @param hostSession the host's own session; hostName its username
+     * @param memberAnn the member's accepted announcement (checkAnnouncement); the grant goes to memberAnn.user
+     * @param {number} epoch E >= 1; at: the host's cursor; members: distinct names, host and member included
+     * @param {Uint8Array} epochKey 32 bytes (newEpochKey)
+     * @param {function(Error, {to, g, n, c, s})} cb errors: 'malformed' (a member key of low order)
+     * @param {{nonce: string, ts: number}} [fixed] for known-answer tests only (nonce b64u)
+     */
+    function sealGrant(memberKeyB64u, roomId, hostSession, hostName, memberAnn, epoch, at, members, epochKey,
+                       cb, fixed) {
+        var mk, g, nonce, wrapIkm;
+        needCallback(cb);
+        try {
+            mk = keyArg(memberKeyB64u, 'sealGrant: member key');
+            stringArg(roomId, 'sealGrant: roomId');
+            stringArg(hostName, 'sealGrant: hostName');
+            checkSession(hostSession, 'sealGrant');
+            if (!checkAnn(memberAnn)) {
+                throw new TypeError('sealGrant: memberAnn is not an accepted announcement');
+            }
+            if (!checkEpochNumber(epoch) || !isInt(at) || at < 0 || at > MAX_SAFE_INT) {
+                throw new TypeError('sealGrant: epoch must be a whole number >= 1 and at one >= 0');
+            }
+            try {
+                members = membersField(members, 'sealGrant');
+            } catch (e) {
+                throw new TypeError(e.message);
+            }
+            if (!contains(members, memberAnn.user)) {
+                throw new TypeError('sealGrant: members must include the member granted to');
+            }
+            if (!isBytes(epochKey) || epochKey.length !== 32) {
+                throw new TypeError('sealGrant: epochKey must be 32 bytes');
+            }
+            nonce = fixed && fixed.nonce ? decodeFixed(fixed.nonce, 12, 'sealGrant: fixed nonce') : randomBytes(12);
+            g = b64u(utf8(JSON.stringify({v: VERSION, room: roomId, from: hostName, to: memberAnn.user, epoch: epoch,
+                at: at, members: members, hdh: b64u(hostSession.dhPk), mdh: b64u(memberAnn.dh),
+                ts: fixedArg(fixed, 'ts', now)})));
+            wrapIkm = shared(hostSession, memberAnn.dh);
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        withBackend(cb, function (which) {
+            hkdf(which, wrapIkm, mk, grantInfo(roomId, epoch, hostSession.dhPk, memberAnn.dh), function (err, wk) {
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                aesKey(which, wk, function (err2, key) {
+                    if (err2) {
+                        cb(err2);
+                        return;
+                    }
+                    encrypt(which, key, nonce, epochKey, utf8(g), function (err3, c) {
+                        var nb, cb64, s;
+                        if (err3) {
+                            cb(err3);
+                            return;
+                        }
+                        nb = b64u(nonce);
+                        cb64 = b64u(c);
+                        try {
+                            s = b64u(sign(hostSession, signedText(LABEL_GRANT, [g, nb, cb64])));
+                        } catch (e) {
+                            cb(e);
+                            return;
+                        }
+                        cb(null, {to: memberAnn.user, g: g, n: nb, c: cb64, s: s});
+                    });
+                });
+            });
+        });
+    }
+
+    /**
+     * Opens a grant addressed to this member, checking everything PROTOCOL.md lists except "E is
+     * greater than every epoch accepted before", which the caller must check on the result.
+     * @param {string} memberKeyB64u keys.memberKey
+     * @param {string} roomId
+     * @param mySession this member's session; myName its username
+     * @param hostAnn the current host's accepted announcement
+     * @param {{from, g, n, c, s}} ev the grant event; from = the sender the server attests (others ignored)
+     * @param {function(Error, {epoch: number, at: number, members: string[], key: Uint8Array, host: string})} cb
+     *     errors: 'forged' (not from the host, bad or missing signature, another host named),
+     *     'malformed' (fields; to, mdh or members not this member; hdh not the host's), 'version',
+     *     'room', 'decrypt'
+     */
+    function openGrant(memberKeyB64u, roomId, mySession, myName, hostAnn, ev, cb) {
+        var what = 'grant', mk, g, nonce, c, s, body, epoch, at, members, wrapIkm;
+        needCallback(cb);
+        try {
+            mk = keyArg(memberKeyB64u, 'openGrant: member key');
+            stringArg(roomId, 'openGrant: roomId');
+            stringArg(myName, 'openGrant: myName');
+            checkSession(mySession, 'openGrant');
+            g = wireText(ev, 'g', what, MAX_GRANT_CHARS);
+            nonce = decodeFixed(ev.n, 12, 'grant nonce');
+            c = decodeFixed(ev.c, 48, 'grant ciphertext');
+            s = decodeFixed(ev.s, 64, 'grant signature', 'forged');
+            if (!checkAnn(hostAnn) || ev.from !== hostAnn.user) {
+                throw fail('forged', 'grant sent by ' + quote(ev.from) + ', who is not the host');
+            }
+            if (!verifySig(hostAnn.sig, signedText(LABEL_GRANT, [g, ev.n, ev.c]), s)) {
+                throw fail('forged', 'grant signature does not verify under the host\'s key');
+            }
+            body = decodeBody(g, what);
+            checkVersionRoom(body, roomId, what);
+            checkFields(body, GRANT_FIELDS, what);
+            if (body.from !== hostAnn.user) {
+                throw fail('forged', 'grant names ' + quote(body.from) + ' as its host, not ' + quote(hostAnn.user));
+            }
+            if (body.to !== myName) {
+                throw fail('malformed', 'grant addressed to someone else');
+            }
+            if (!sameBytes(decodeFixed(body.hdh, 32, 'grant hdh'), hostAnn.dh)) {
+                throw fail('malformed', 'grant wrapped with a key the host did not announce');
+            }
+            if (!sameBytes(decodeFixed(body.mdh, 32, 'grant mdh'), mySession.dhPk)) {
+                throw fail('malformed', 'grant wrapped for another key of this member');
+            }
+            epoch = intField(body, 'epoch', what, 1);
+            at = intField(body, 'at', what, 0);
+            intField(body, 'ts', what, 0);
+            members = membersField(body.members, what);
+            if (!contains(members, myName)) {
+                throw fail('malformed', 'grant\'s members do not include this member');
+            }
+            wrapIkm = shared(mySession, hostAnn.dh);
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        withBackend(cb, function (which) {
+            hkdf(which, wrapIkm, mk, grantInfo(roomId, epoch, hostAnn.dh, mySession.dhPk), function (err, wk) {
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                aesKey(which, wk, function (err2, key) {
+                    if (err2) {
+                        cb(err2);
+                        return;
+                    }
+                    decrypt(which, key, nonce, c, utf8(g), function (err3, epochKey) {
+                        if (err3 || !epochKey || epochKey.length !== 32) {
+                            cb(fail('decrypt', 'grant does not open: wrong keys or tampered'));
+                        } else {
+                            cb(null, {epoch: epoch, at: at, members: members, key: epochKey, host: hostAnn.user});
+                        }
+                    });
+                });
+            });
+        });
+    }
+
+    // ---- epochs and envelopes ----------------------------------------------------------------
+
+    function checkEp(ep) {
+        return !!(ep && typeof ep.roomId === 'string' && checkEpochNumber(ep.epoch) && ep._msg &&
+            isBytes(ep.raw) && ep.raw.length === 32 && (ep.backend === 'webcrypto' || ep.backend === 'fallback'));
+    }
+
+    /**
+     * Prepares an epoch key for use: derives and caches msg_key (PROTOCOL.md "Envelope").
+     * @param {string} roomId
+     * @param {number} epoch E >= 1
+     * @param {Uint8Array} epochKeyBytes 32 bytes (openGrant's key, or the host's own newEpochKey)
+     * @param {function(Error, ep)} cb ep is opaque: ep.epoch and ep.raw (the epoch key) may be read
+     */
+    function epochFromKey(roomId, epoch, epochKeyBytes, cb) {
+        needCallback(cb);
+        try {
+            stringArg(roomId, 'epochFromKey: roomId');
+            if (!checkEpochNumber(epoch)) {
+                throw new TypeError('epochFromKey: epoch must be a whole number >= 1');
+            }
+            if (!isBytes(epochKeyBytes) || epochKeyBytes.length !== 32) {
+                throw new TypeError('epochFromKey: the epoch key must be 32 bytes');
+            }
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        withBackend(cb, function (which) {
+            var info = concatBytes([label(LABEL_MSG), utf8(roomId), uint64be(epoch)]);
+            hkdf(which, epochKeyBytes, new Uint8Array(32), info, function (err, raw) {
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                aesKey(which, raw, function (err2, msg) {
+                    cb(err2, err2 ? undefined : {
+                        roomId: roomId,
+                        epoch: epoch,
+                        raw: epochKeyBytes,
+                        backend: which,
+                        // Internal: msg_key material ({raw, aes}), file keys, messages sealed under it.
+                        _msg: msg,
+                        _files: {},
+                        _fileCount: 0,
+                        _sent: 0
+                    });
+                });
+            });
+        });
+    }
+
+    /**
+     * Seals and signs one message under an epoch.
+     * @param ep from epochFromKey; session this member's; from its username; type 'text' or 'file'
+     * @param {Uint8Array} plaintextBytes
+     * @param {function(Error, {h, n, c, s})} cb errors: 'limit' (2^23 messages under this epoch key)
+     * @param {{id: string, ts: number, nonce: string}} [fixed] for known-answer tests only (b64u id, nonce)
+     */
+    function seal(ep, session, from, type, plaintextBytes, cb, fixed) {
+        var id, ts, nonce, h;
+        needCallback(cb);
+        try {
+            if (!checkEp(ep)) {
+                throw new TypeError('seal: not a SealCrypto epoch');
+            }
+            checkSession(session, 'seal');
+            stringArg(from, 'seal: from');
+            if (!contains(MSG_TYPES, type)) {
+                throw new TypeError('seal: type must be one of ' + MSG_TYPES.join(', '));
+            }
+            if (!isBytes(plaintextBytes)) {
+                throw new TypeError('seal: plaintext must be a Uint8Array');
+            }
+            if (ep._sent >= MAX_MESSAGES_PER_KEY) {
+                throw fail('limit', 'this epoch key has sealed its maximum number of messages');
+            }
+            id = fixed && fixed.id ? b64u(decodeFixed(fixed.id, 16, 'seal: fixed id')) : b64u(randomBytes(16));
+            ts = fixedArg(fixed, 'ts', now);
+            if (!isInt(ts)) {
+                throw new TypeError('seal: ts must be an integer number of milliseconds');
+            }
+            nonce = fixed && fixed.nonce ? decodeFixed(fixed.nonce, 12, 'seal: fixed nonce') : randomBytes(12);
+            // Key order is part of the protocol; JSON.stringify keeps insertion order.
+            h = b64u(utf8(JSON.stringify({v: VERSION, room: ep.roomId, from: from, type: type, id: id, ts: ts,
+                epoch: ep.epoch})));
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        ep._sent++;
+        encrypt(ep.backend, ep._msg, nonce, plaintextBytes, utf8(h), function (err, c) {
+            var nb, cb64, s;
+            if (err) {
+                cb(err);
+                return;
+            }
+            nb = b64u(nonce);
+            cb64 = b64u(c);
+            try {
+                s = b64u(sign(session, signedText(LABEL_ENVELOPE, [h, nb, cb64])));
+            } catch (e) {
+                cb(e);
+                return;
+            }
+            cb(null, {h: h, n: nb, c: cb64, s: s});
+        });
+    }
+
+    /** seal(ep, session, from, 'text', utf8(text), cb). */
+    function sealText(ep, session, from, text, cb) {
         needCallback(cb);
         if (typeof text !== 'string') {
             failLater(cb, new TypeError('sealText: text must be a string'));
             return;
         }
-        seal(keys, from, 'text', utf8(text), cb);
+        seal(ep, session, from, 'text', utf8(text), cb);
     }
 
-    function open(keys, env, attestedFrom, cb) {
-        var header, nonce, c;
+    /**
+     * Checks and opens an envelope in PROTOCOL.md's order: shape, v and room, authorship (sender,
+     * announcement, signature), header fields, epoch key, AEAD. Dropping duplicate ids and epochs
+     * below the reload floor is the caller's.
+     * @param {function(number): ?Object} epochLookup the held ep (epochFromKey) for an epoch number, or null
+     * @param {{h, n, c, s}} env
+     * @param {string} attestedFrom the sender the server attests
+     * @param senderAnn that sender's accepted announcement (checkAnnouncement), or null if none
+     * @param {function(Error, {header: Object, plaintext: Uint8Array})} cb errors: 'malformed',
+     *     'version', 'room', 'forged' (sender, announcement or signature), 'nokey', 'decrypt'
+     */
+    function open(epochLookup, env, attestedFrom, senderAnn, cb) {
+        var what = 'envelope', h, nonce, c, header, s, ep;
         needCallback(cb);
         try {
-            if (!checkKeys(keys)) {
-                throw new TypeError('open: not a SealCrypto keys object');
+            if (typeof epochLookup !== 'function') {
+                throw new TypeError('open: epochLookup must be a function');
             }
-            if (!env || typeof env !== 'object' || typeof env.h !== 'string' || typeof env.n !== 'string' ||
-                    typeof env.c !== 'string') {
-                throw fail('malformed', 'malformed envelope: h, n and c must be strings');
+            stringArg(attestedFrom, 'open: attestedFrom');
+            if (!isObject(env)) {
+                throw fail('malformed', 'malformed envelope');
             }
-            try {
-                header = JSON.parse(fromUtf8(unb64u(env.h)));
-            } catch (e) {
-                throw fail('malformed', 'unreadable header');
+            h = wireText(env, 'h', what, MAX_HEADER_CHARS);
+            nonce = decodeFixed(env.n, 12, 'envelope nonce');
+            c = decodeAny(env.c, 'envelope ciphertext');
+            if (c.length < 16) {
+                throw fail('malformed', 'envelope: ciphertext too short to hold a tag');
             }
-            if (!header || typeof header !== 'object' || Object.prototype.toString.call(header) === '[object Array]') {
-                throw fail('malformed', 'unreadable header');
+            header = decodeBody(h, 'header');
+            // The room is the one the sender announced in (ep.roomId is checked again below).
+            checkVersionRoom(header, senderAnn && typeof senderAnn.room === 'string' ? senderAnn.room : header.room,
+                what);
+            if (header.from !== attestedFrom) {
+                throw fail('forged', 'forged sender: claims ' + quote(header.from) + ', sent by ' +
+                    quote(attestedFrom));
             }
-            if (header.v !== VERSION) {
-                throw fail('version', 'unknown protocol version ' + JSON.stringify(header.v) +
-                    ' (this client speaks version ' + VERSION + ')');
+            if (!checkAnn(senderAnn) || senderAnn.user !== attestedFrom) {
+                throw fail('forged', quote(attestedFrom) + ' has no accepted announcement');
             }
-            if (header.room !== keys.roomId) {
-                throw fail('room', 'envelope for another room');
+            s = decodeFixed(env.s, 64, 'envelope signature', 'forged');
+            if (!verifySig(senderAnn.sig, signedText(LABEL_ENVELOPE, [h, env.n, env.c]), s)) {
+                throw fail('forged', 'signature of ' + quote(attestedFrom) + ' does not verify');
             }
-            // Receivers drop duplicates by id, so an id must be exactly one canonical 16-byte value.
-            if (typeof header.id !== 'string' || header.id.length !== 22 || b64u(unb64u(header.id)) !== header.id) {
-                throw fail('malformed', 'bad header: id must be 16 bytes of base64url');
+            checkFields(header, HEADER_FIELDS, 'header');
+            nameField(header.from, 'from', 'header');
+            if (!contains(MSG_TYPES, header.type)) {
+                throw fail('malformed', 'header: type must be one of ' + MSG_TYPES.join(', '));
             }
-            if (!isInt(header.ts)) {
-                throw fail('malformed', 'bad header: ts must be a whole number of milliseconds');
+            decodeFixed(header.id, 16, 'header id');
+            intField(header, 'ts', 'header', 0);
+            intField(header, 'epoch', 'header', 1);
+            ep = epochLookup(header.epoch);
+            if (!ep) {
+                throw fail('nokey', 'no key held for epoch ' + header.epoch);
             }
-            if (typeof header.type !== 'string') {
-                throw fail('malformed', 'bad header: type must be a string');
+            if (!checkEp(ep) || ep.epoch !== header.epoch) {
+                throw new TypeError('open: epochLookup gave something other than that epoch');
             }
-            nonce = unb64u(env.n);
-            if (nonce.length !== 12) {
-                throw fail('malformed', 'bad nonce: must be 12 bytes');
+            if (ep.roomId !== header.room) {
+                throw fail('room', what + ' for another room');
             }
-            c = unb64u(env.c);
         } catch (e) {
-            failLater(cb, e.code || e instanceof TypeError ? e : fail('malformed', e.message));
+            failLater(cb, e);
             return;
         }
-        decrypt(keys.backend, keys._enc, nonce, c, utf8(env.h), function (err, plaintext) {
+        decrypt(ep.backend, ep._msg, nonce, c, utf8(h), function (err, plaintext) {
             if (err || !plaintext) {
-                cb(fail('decrypt', 'cannot decrypt: wrong key or tampered message'));
-            } else if (header.from !== attestedFrom) {
-                cb(fail('forged', 'forged sender: claims ' + JSON.stringify(String(header.from)) +
-                    ', sent by ' + JSON.stringify(String(attestedFrom))));
+                cb(fail('decrypt', 'envelope does not open: wrong epoch key or tampered'));
             } else {
                 cb(null, {header: header, plaintext: plaintext});
             }
@@ -1135,6 +1956,7 @@
 
     // ---- files ---------------------------------------------------------------------------
 
+    /** @param {number} size bytes @return {number} max(1, ceil(size / CHUNK_BYTES)) */
     function chunkCount(size) {
         return Math.max(1, Math.ceil(size / CHUNK_BYTES));
     }
@@ -1144,63 +1966,70 @@
     }
 
     function chunkAd(fileId, i, n) {
-        return concatBytes([label('sealchat/v1/chunk'), fileId, uint64be(i), uint64be(n)]);
+        return concatBytes([label(LABEL_CHUNK), fileId, uint64be(i), uint64be(n)]);
     }
 
-    function decodeFileId(fileIdB64u) {
-        var id = unb64u(fileIdB64u);
-        if (id.length !== 16) {
-            throw fail('malformed', 'file id must be 16 bytes');
-        }
-        return id;
+    function chunkSigned(fileIdB64u, i, n, c) {
+        return concatBytes([signedText(LABEL_CHUNK, [fileIdB64u, String(i), String(n)]), nacl().hash(own(c))]);
     }
 
-    // file_key = HKDF(enc_key, salt=file_id, info="sealchat/v1/file"), cached for the last few files.
-    function fileKey(keys, fileId, cb) {
-        var name = b64u(fileId), cached = keys._files[name];
+    // file_key = HKDF(epoch_key, file_id, L("sealchat/v2/file") || room_id || u64(E)), cached per epoch.
+    function fileKey(ep, fileId, cb) {
+        var name = b64u(fileId), cached = ep._files[name];
         if (cached) {
             later(function () {
                 cb(null, cached);
             });
             return;
         }
-        hkdf(keys.backend, keys._enc.raw, fileId, utf8('sealchat/v1/file'), function (err, raw) {
-            if (err) {
-                cb(err);
-                return;
-            }
-            aesKey(keys.backend, raw, function (err2, k) {
-                if (!err2) {
-                    if (keys._fileCount >= 16) {
-                        keys._files = {};
-                        keys._fileCount = 0;
-                    }
-                    keys._files[name] = k;
-                    keys._fileCount++;
+        hkdf(ep.backend, ep.raw, fileId, concatBytes([label(LABEL_FILE), utf8(ep.roomId), uint64be(ep.epoch)]),
+            function (err, raw) {
+                if (err) {
+                    cb(err);
+                    return;
                 }
-                cb(err2, k);
+                aesKey(ep.backend, raw, function (err2, k) {
+                    if (!err2) {
+                        if (ep._fileCount >= 16) {
+                            ep._files = {};
+                            ep._fileCount = 0;
+                        }
+                        ep._files[name] = k;
+                        ep._fileCount++;
+                    }
+                    cb(err2, k);
+                });
             });
-        });
     }
 
-    function encryptFile(keys, bytes, onProgress, cb, fixedFileId) {
-        var progress = progressFn(onProgress), fileId, n, size;
+    /**
+     * Encrypts and signs a file's chunks (PROTOCOL.md "Files") under the epoch of its `file` envelope.
+     * @param {Uint8Array} bytes the content
+     * @param {function(number)|null} onProgress fractions 0..1
+     * @param {function(Error, {fileId: string, chunks: Array<{c: string, s: string}>})} cb
+     * @param {string} [fixedFileId] b64u of 16 bytes, for known-answer tests only
+     */
+    function encryptFile(ep, session, bytes, onProgress, cb, fixedFileId) {
+        var progress = progressFn(onProgress), fileId, fileIdB64u, n, size;
         needCallback(cb);
         try {
-            if (!checkKeys(keys)) {
-                throw new TypeError('encryptFile: not a SealCrypto keys object');
+            if (!checkEp(ep)) {
+                throw new TypeError('encryptFile: not a SealCrypto epoch');
             }
+            checkSession(session, 'encryptFile');
             if (!isBytes(bytes)) {
                 throw new TypeError('encryptFile: content must be a Uint8Array');
             }
-            fileId = fixedFileId !== undefined && fixedFileId !== null ? decodeFileId(fixedFileId) : randomBytes(16);
+            fileId = fixedFileId ? decodeFixed(fixedFileId, 16, 'file id') : randomBytes(16);
+            nacl();
         } catch (e) {
             failLater(cb, e);
             return;
         }
+        fileIdB64u = b64u(fileId);
         size = bytes.length;
         n = chunkCount(size);
-        fileKey(keys, fileId, function (err, fk) {
+        fileKey(ep, fileId, function (err, fk) {
             var chunks = [], i = 0;
             if (err) {
                 cb(err);
@@ -1210,16 +2039,23 @@
             function next() {
                 var part;
                 if (i >= n) {
-                    cb(null, {fileId: b64u(fileId), chunks: chunks});
+                    cb(null, {fileId: fileIdB64u, chunks: chunks});
                     return;
                 }
                 part = bytes.subarray(i * CHUNK_BYTES, Math.min(size, (i + 1) * CHUNK_BYTES));
-                encrypt(keys.backend, fk, chunkNonce(i), part, chunkAd(fileId, i, n), function (err2, c) {
+                encrypt(ep.backend, fk, chunkNonce(i), part, chunkAd(fileId, i, n), function (err2, c) {
+                    var s;
                     if (err2) {
                         cb(err2);
                         return;
                     }
-                    chunks.push(b64u(c));
+                    try {
+                        s = sign(session, chunkSigned(fileIdB64u, i, n, c));
+                    } catch (e) {
+                        cb(e);
+                        return;
+                    }
+                    chunks.push({c: b64u(c), s: b64u(s)});
                     i++;
                     progress(i / n);
                     root.setTimeout(next, 0);
@@ -1230,28 +2066,41 @@
         });
     }
 
-    function decryptChunk(keys, fileIdB64u, i, n, cB64u, cb) {
-        var fileId, c;
+    /**
+     * Checks chunk i of n's signature under the sender's key, then decrypts it.
+     * @param ep the epoch of the file's `file` envelope; senderAnn the announcement of its sender
+     * @param {string|Uint8Array} cB64u the chunk ciphertext; sB64u its signature
+     * @param {function(Error, Uint8Array)} cb errors: 'malformed', 'forged' (signature), 'decrypt'
+     */
+    function decryptChunk(ep, senderAnn, fileIdB64u, i, n, cB64u, sB64u, cb) {
+        var fileId, c, s;
         needCallback(cb);
         try {
-            if (!checkKeys(keys)) {
-                throw new TypeError('decryptChunk: not a SealCrypto keys object');
+            if (!checkEp(ep)) {
+                throw new TypeError('decryptChunk: not a SealCrypto epoch');
             }
             if (!isInt(n) || n < 1 || !isInt(i) || i < 0 || i >= n) {
                 throw fail('malformed', 'chunk index ' + i + ' of ' + n + ' is out of range');
             }
-            fileId = decodeFileId(fileIdB64u);
-            c = isBytes(cB64u) ? cB64u : unb64u(cB64u);
+            fileId = decodeFixed(fileIdB64u, 16, 'file id');
+            c = isBytes(cB64u) ? cB64u : decodeAny(cB64u, 'chunk ciphertext');
+            s = decodeFixed(sB64u, 64, 'chunk signature', 'forged');
+            if (!checkAnn(senderAnn)) {
+                throw fail('forged', 'file chunk from a sender without an accepted announcement');
+            }
+            if (!verifySig(senderAnn.sig, chunkSigned(fileIdB64u, i, n, c), s)) {
+                throw fail('forged', 'file chunk ' + i + '/' + n + ': signature does not verify');
+            }
         } catch (e) {
             failLater(cb, e);
             return;
         }
-        fileKey(keys, fileId, function (err, fk) {
+        fileKey(ep, fileId, function (err, fk) {
             if (err) {
                 cb(err);
                 return;
             }
-            decrypt(keys.backend, fk, chunkNonce(i), c, chunkAd(fileId, i, n), function (err2, pt) {
+            decrypt(ep.backend, fk, chunkNonce(i), c, chunkAd(fileId, i, n), function (err2, pt) {
                 if (err2 || !pt) {
                     cb(fail('decrypt', 'file chunk ' + i + '/' + n +
                         ' does not authenticate: wrong key, reordered, truncated or tampered'));
@@ -1262,21 +2111,228 @@
         });
     }
 
-    // For known-answer tests only: the derived file key in hex.
-    function fileKeyHex(keys, fileIdB64u, cb) {
-        var fileId;
+    // ---- safety code and fingerprints ---------------------------------------------------------
+
+    function compareBytes(a, b) {
+        var i;
+        for (i = 0; i < a.length && i < b.length; i++) {
+            if (a[i] !== b[i]) {
+                return a[i] - b[i];
+            }
+        }
+        return a.length - b.length;
+    }
+
+    function u16(x) {
+        return new Uint8Array([(x >>> 8) & 255, x & 255]);
+    }
+
+    function lengthPrefixed(text, what) {
+        var bytes = utf8(text);
+        if (bytes.length > 65535) {
+            throw new TypeError(what + ' is too long');
+        }
+        return concatBytes([u16(bytes.length), bytes]);
+    }
+
+    /**
+     * The room's safety code (PROTOCOL.md "Safety code and fingerprints").
+     * @param {string} roomId
+     * @param {Array<{user: string, dh: Uint8Array, sig: Uint8Array}>} members every present member
+     *     with an accepted announcement, the viewer included, in any order (distinct names)
+     * @param {function(Error, string)} cb six groups of five digits joined by single spaces
+     */
+    function safetyCode(roomId, members, cb) {
+        var parts, entries = [], seen = {}, i, m;
         needCallback(cb);
         try {
-            if (!checkKeys(keys)) {
-                throw new TypeError('fileKeyHex: not a SealCrypto keys object');
+            parts = [label(LABEL_SAFETY), lengthPrefixed(stringArg(roomId, 'safetyCode: roomId'), 'room id')];
+            if (!isArray(members)) {
+                throw new TypeError('safetyCode: members must be an array');
             }
-            fileId = decodeFileId(fileIdB64u);
+            for (i = 0; i < members.length; i++) {
+                m = members[i];
+                if (!checkAnn(m)) {
+                    throw new TypeError('safetyCode: members must be {user, dh, sig} with 32-byte keys');
+                }
+                if (Object.prototype.hasOwnProperty.call(seen, '~' + m.user)) {
+                    throw new TypeError('safetyCode: ' + quote(m.user) + ' is listed twice');
+                }
+                seen['~' + m.user] = true;
+                entries.push({name: utf8(m.user),
+                    bytes: concatBytes([lengthPrefixed(m.user, 'user name'), m.dh, m.sig])});
+            }
+            entries.sort(function (a, b) {
+                return compareBytes(a.name, b.name);
+            });
+            for (i = 0; i < entries.length; i++) {
+                parts.push(entries[i].bytes);
+            }
         } catch (e) {
             failLater(cb, e);
             return;
         }
-        fileKey(keys, fileId, function (err, k) {
-            cb(err, err ? undefined : toHex(k.raw));
+        withBackend(cb, function (which) {
+            sha256(which, concatBytes(parts), function (err, d) {
+                var groups = [], k, x, g;
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                for (k = 0; k < 6; k++) {
+                    x = d[4 * k] * 16777216 + d[4 * k + 1] * 65536 + d[4 * k + 2] * 256 + d[4 * k + 3];
+                    g = String(x % 100000);
+                    groups.push('00000'.slice(g.length) + g);
+                }
+                cb(null, groups.join(' '));
+            });
+        });
+    }
+
+    /**
+     * A member's key fingerprint: the first 10 bytes of SHA-256(L(label) || dh || sig) as lowercase
+     * hex in five groups of four. cb(err, "abcd ef01 2345 6789 abcd").
+     */
+    function fingerprint(dh, sig, cb) {
+        needCallback(cb);
+        if (!isBytes(dh) || dh.length !== 32 || !isBytes(sig) || sig.length !== 32) {
+            failLater(cb, new TypeError('fingerprint: dh and sig must be 32 bytes each'));
+            return;
+        }
+        withBackend(cb, function (which) {
+            sha256(which, concatBytes([label(LABEL_FINGERPRINT), dh, sig]), function (err, d) {
+                var hex, groups = [], k;
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                hex = toHex(d.subarray(0, 10));
+                for (k = 0; k < 20; k += 4) {
+                    groups.push(hex.slice(k, k + 4));
+                }
+                cb(null, groups.join(' '));
+            });
+        });
+    }
+
+    // ---- reload vault --------------------------------------------------------------------------
+
+    function vaultAd(roomId, username) {
+        return concatBytes([label(LABEL_VAULT), utf8(roomId), label(username)]);
+    }
+
+    // The vault state as PROTOCOL.md "Reload vault" defines it; other fields are the page's own.
+    function checkVaultState(state) {
+        var e;
+        if (!isObject(state)) {
+            throw fail('malformed', 'vault state must be an object');
+        }
+        decodeFixed(state.member_key, 32, 'vault member_key');
+        decodeFixed(state.dh_sk, 32, 'vault dh_sk');
+        decodeFixed(state.sig_seed, 32, 'vault sig_seed');
+        if (!isObject(state.epochs)) {
+            throw fail('malformed', 'vault epochs must be an object');
+        }
+        for (e in state.epochs) {
+            if (Object.prototype.hasOwnProperty.call(state.epochs, e)) {
+                if (!/^[1-9][0-9]{0,15}$/.test(e) || !checkEpochNumber(Number(e))) {
+                    throw fail('malformed', 'vault epoch numbers must be whole numbers >= 1');
+                }
+                decodeFixed(state.epochs[e], 32, 'vault epoch key');
+            }
+        }
+        if (!isInt(state.floor) || state.floor < 0) {
+            throw fail('malformed', 'vault floor must be a whole number');
+        }
+        if (!isArray(state.seen)) {
+            throw fail('malformed', 'vault seen must be a list of message ids');
+        }
+        for (e = 0; e < state.seen.length; e++) {
+            decodeFixed(state.seen[e], 16, 'vault seen id');
+        }
+    }
+
+    /**
+     * Seals the tab's state for sessionStorage under the session's resume_key.
+     * @param {string} resumeKeyB64u the resume_key of the join answer or welcome
+     * @param {{member_key, dh_sk, sig_seed, epochs, floor, seen}} stateObj binary values b64u
+     * @param {function(Error, {n, c})} cb
+     * @param {{nonce: string}} [fixed] for known-answer tests only
+     */
+    function vaultSeal(resumeKeyB64u, roomId, username, stateObj, cb, fixed) {
+        var rk, json, nonce;
+        needCallback(cb);
+        try {
+            rk = keyArg(resumeKeyB64u, 'vaultSeal: resume key');
+            stringArg(roomId, 'vaultSeal: roomId');
+            stringArg(username, 'vaultSeal: username');
+            try {
+                checkVaultState(stateObj);
+            } catch (e) {
+                throw new TypeError('vaultSeal: ' + e.message);
+            }
+            json = utf8(JSON.stringify(stateObj));
+            nonce = fixed && fixed.nonce ? decodeFixed(fixed.nonce, 12, 'vaultSeal: fixed nonce') : randomBytes(12);
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        withBackend(cb, function (which) {
+            aesKey(which, rk, function (err, key) {
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                encrypt(which, key, nonce, json, vaultAd(roomId, username), function (err2, c) {
+                    cb(err2, err2 ? undefined : {n: b64u(nonce), c: b64u(c)});
+                });
+            });
+        });
+    }
+
+    /**
+     * Opens a vault sealed by vaultSeal with the resume_key of the new welcome.
+     * @param {function(Error, Object)} cb the state; errors: 'malformed', 'decrypt' (another
+     *     resume_key, room or user, or tampered)
+     */
+    function vaultOpen(resumeKeyB64u, roomId, username, vault, cb) {
+        var rk, nonce, c;
+        needCallback(cb);
+        try {
+            rk = keyArg(resumeKeyB64u, 'vaultOpen: resume key');
+            stringArg(roomId, 'vaultOpen: roomId');
+            stringArg(username, 'vaultOpen: username');
+            if (!isObject(vault)) {
+                throw fail('malformed', 'vault must be {n, c}');
+            }
+            nonce = decodeFixed(vault.n, 12, 'vault nonce');
+            c = decodeAny(vault.c, 'vault ciphertext');
+        } catch (e) {
+            failLater(cb, e);
+            return;
+        }
+        withBackend(cb, function (which) {
+            aesKey(which, rk, function (err, key) {
+                if (err) {
+                    cb(err);
+                    return;
+                }
+                decrypt(which, key, nonce, c, vaultAd(roomId, username), function (err2, pt) {
+                    var state;
+                    if (err2 || !pt) {
+                        cb(fail('decrypt', 'the vault does not open with this session\'s resume key'));
+                        return;
+                    }
+                    try {
+                        state = JSON.parse(fromUtf8(pt));
+                        checkVaultState(state);
+                    } catch (e) {
+                        cb(e.code ? e : fail('malformed', 'unreadable vault'));
+                        return;
+                    }
+                    cb(null, state);
+                });
+            });
         });
     }
 
@@ -1295,15 +2351,24 @@
         utf8: utf8,
         fromUtf8: fromUtf8,
         newSalt: newSalt,
+        chunkCount: chunkCount,
         deriveKeys: deriveKeys,
-        exportForResume: exportForResume,
-        importForResume: importForResume,
+        newSession: newSession,
+        sessionFromSaved: sessionFromSaved,
+        makeAnnouncement: makeAnnouncement,
+        checkAnnouncement: checkAnnouncement,
+        newEpochKey: newEpochKey,
+        sealGrant: sealGrant,
+        openGrant: openGrant,
+        epochFromKey: epochFromKey,
         seal: seal,
         sealText: sealText,
         open: open,
-        chunkCount: chunkCount,
         encryptFile: encryptFile,
         decryptChunk: decryptChunk,
-        fileKeyHex: fileKeyHex
+        safetyCode: safetyCode,
+        fingerprint: fingerprint,
+        vaultSeal: vaultSeal,
+        vaultOpen: vaultOpen
     };
 }(this));
