@@ -12,7 +12,6 @@ const { staticDir, makeBrowser, runFile } = env;
 // Waits long enough that a loaded machine's crypto never hits them by accident; tests of the
 // waits themselves pass shorter ones.
 const TIMING = { keyWaitMs: 4000, newcomerWaitMs: 4000, oldKeyMs: 4000 };
-const SHORT = { keyWaitMs: 300, newcomerWaitMs: 300, oldKeyMs: 800 };
 
 // A page with tweetnacl, sealcrypto.js, epochs.js and room.js (what the chat page loads for rooms),
 // its crypto engine detected as the page does before it starts.
@@ -29,8 +28,20 @@ function later(fn) {
   setTimeout(fn, 0);
 }
 
+// Every relay made: closeAll() shuts their rooms after a test, passed or failed (the keyrings'
+// timers would otherwise keep node running).
+const hubs = [];
+
+function closeAll() {
+  for (const hub of hubs.splice(0)) {
+    for (const m of hub.opened) m.room.close();
+  }
+}
+
 class Hub {
   constructor(p, { roomId = 'lobby', timing = TIMING } = {}) {
+    hubs.push(this);
+    this.opened = new Set();
     this.p = p;
     this.SC = p.SC;
     this.roomId = roomId;
@@ -78,6 +89,7 @@ class Hub {
   // (Re)opens the member's page: a new Seal.Room with its stored vault and cursor, then a welcome.
   open(m, cursor) {
     const hub = this;
+    this.opened.add(m);
     m.room = new this.p.ctx.Seal.Room({
       roomId: this.roomId, username: m.name, token: 't-' + m.name, cursor, members: [m.name],
       limits: { max_file_bytes: 5242880 }, vault: m.vault, timing: this.timing,
@@ -222,4 +234,4 @@ function plain(x) {
   return JSON.parse(JSON.stringify(x));
 }
 
-module.exports = { page, Hub, until, sleep, usableEpoch, texts, of, sendText, header, plain, TIMING, SHORT };
+module.exports = { page, Hub, closeAll, until, sleep, usableEpoch, texts, of, sendText, header, plain, TIMING };

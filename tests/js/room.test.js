@@ -7,7 +7,9 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { page, Hub, until, sleep, usableEpoch, texts, of, sendText, header, plain, TIMING } = require('./room-hub.js');
+const { page, Hub, closeAll, until, sleep, usableEpoch, texts, of, sendText, header, plain, TIMING } = require('./room-hub.js');
+
+test.afterEach(closeAll);
 
 async function roomOf(names, opts = {}) {
   const p = await page(opts.mode);
@@ -20,10 +22,6 @@ async function roomOf(names, opts = {}) {
       m.room.ring.usable() && m.room.members.length === hub.members.size), 'everyone keyed after ' + name + ' joined');
   }
   return { p, hub, SC: p.SC, ...members };
-}
-
-function closeAll(hub) {
-  for (const m of hub.members.values()) m.room.close();
 }
 
 test('the host rekeys on every join and leave; a member who left gets no later key', async () => {
@@ -46,7 +44,6 @@ test('the host rekeys on every join and leave; a member who left gets no later k
   await until(() => texts(carol).includes('after bob'), 'carol reads it');
   const last = hub.log.filter((e) => e.ev.type === 'msg').pop().ev;
   assert.equal(header(SC, last.env).epoch, 4, 'sent under the epoch bob never had');
-  closeAll(hub);
 });
 
 test('events processed together are answered by one rekey', async () => {
@@ -62,7 +59,6 @@ test('events processed together are answered by one rekey', async () => {
   assert.equal(after.length, 1, 'one grant, to dave, for one new epoch');
   assert.equal(JSON.parse(SC.fromUtf8(SC.unb64u(after[0].ev.g))).epoch, epoch + 1);
   assert.equal(usableEpoch(alice), epoch + 1);
-  closeAll(hub);
 });
 
 test('messages written before a key is usable are held, then sent in order under the new epoch', async () => {
@@ -88,7 +84,6 @@ test('messages written before a key is usable are held, then sent in order under
   const last = hub.log.filter((e) => e.ev.type === 'msg').pop().ev;
   assert.equal(header(SC, last.env).epoch, 3);
   assert.equal(of(carol, 'undecryptable').length, 0);
-  closeAll(hub);
 });
 
 test('a newcomer that never announces is left out after the wait; the others go on', async () => {
@@ -101,7 +96,6 @@ test('a newcomer that never announces is left out after the wait; the others go 
   await sendText(bob, 'still here');
   await until(() => texts(alice).includes('still here'), 'alice reads bob');
   hub.members.delete('ghost');
-  closeAll(hub);
 });
 
 test('a replayed or reordered grant is refused as bad_grant, and so is one from anyone but the host', async () => {
@@ -128,7 +122,6 @@ test('a replayed or reordered grant is refused as bad_grant, and so is one from 
   await until(() => of(bob, 'bad_grant').length === 3, 'third bad_grant');
   assert.equal(usableEpoch(bob), 3);
   assert.equal(usableEpoch(alice), 3);
-  closeAll(hub);
 });
 
 test('a message with a forged sender, a bad signature or none is flagged forged, never shown', async () => {
@@ -150,7 +143,6 @@ test('a message with a forged sender, a bad signature or none is flagged forged,
   assert.deepEqual(of(alice, 'forged').map((v) => v.from), ['bob', 'alice', 'bob']);
   assert.ok(of(alice, 'forged').every((v) => v.what === 'message' && v.reason));
   assert.deepEqual(texts(alice), [], 'none shown as a message');
-  closeAll(hub);
 });
 
 test('a repeated announcement with other keys is refused (key_changed); the same keys get the key again', async () => {
@@ -171,7 +163,6 @@ test('a repeated announcement with other keys is refused (key_changed); the same
   await until(() => usableEpoch(bob) === epoch, 'the same epoch re-granted');
   assert.equal(usableEpoch(alice), epoch, 'no new epoch for a repeat');
   assert.equal(of(bob, 'bad_grant').length, 0);
-  closeAll(hub);
 });
 
 test('a member with no usable key says so after the wait and announces again', async () => {
@@ -186,7 +177,6 @@ test('a member with no usable key says so after the wait and announces again', a
   await until(() => announces() >= 2, 'bob announced again');
   hub.dropGrantsTo.delete('bob');
   await until(() => usableEpoch(bob) === 2, 'the repeat brought the key');
-  closeAll(hub);
 });
 
 test('when the host leaves, the next member becomes host and rekeys; the old host\'s grants are refused', async () => {
@@ -200,7 +190,6 @@ test('when the host leaves, the next member becomes host and rekeys; the old hos
   hub.publish({ ...aliceGrant, seq: undefined }, 'carol');
   await until(() => of(carol, 'bad_grant').length === 1, 'refused');
   assert.equal(of(carol, 'bad_grant')[0].from, 'alice');
-  closeAll(hub);
 });
 
 test('the host removes a member and locks the room; everyone sees it and the next epoch leaves it out', async () => {
@@ -217,7 +206,6 @@ test('the host removes a member and locks the room; everyone sees it and the nex
   assert.equal(carol.room.locked, true);
   alice.room.setLocked(false);
   await until(() => of(carol, 'unlocked').some((v) => !v.initial), 'unlocked');
-  closeAll(hub);
 });
 
 test('the safety code is the same for everyone and changes when someone joins', async () => {
@@ -233,7 +221,6 @@ test('the safety code is the same for everyone and changes when someone joins', 
   await until(() => code(alice) && code(alice).members.length === 3 && code(carol) && code(carol).members.length === 3, 'three');
   assert.notEqual(code(alice).code, before);
   assert.equal(code(alice).code, code(carol).code);
-  closeAll(hub);
 });
 
 test('files: chunks are signed; one with a bad signature makes the file forged', async () => {
@@ -258,7 +245,6 @@ test('files: chunks are signed; one with a bad signature makes the file forged',
   assert.equal(forged.what, 'file');
   assert.equal(forged.from, 'alice');
   assert.equal(of(bob, 'file').length, 1, 'the second file is never shown');
-  closeAll(hub);
 });
 
 test('the vault: a reload resumes with the same keys, refuses older epochs and ids already seen', async () => {
@@ -309,7 +295,6 @@ test('the vault: a reload resumes with the same keys, refuses older epochs and i
   hub.open(bob, bob.room.cursor);
   await until(() => of(bob, 'fatal').length === 1, 'fatal');
   assert.equal(of(bob, 'fatal')[0].code, 'vault');
-  closeAll(hub);
 });
 
 test('old epoch keys open late messages for a while, then are erased', async () => {
@@ -324,7 +309,6 @@ test('old epoch keys open late messages for a while, then are erased', async () 
   const late2 = await new Promise((res, rej) => SC.sealText(e2, alice.room.ring.session, 'alice', 'too late', (e, v) => (e ? rej(e) : res(v))));
   hub.publish({ type: 'msg', from: 'alice', env: late2 });
   await until(() => of(bob, 'undecryptable').length === 1, 'no key any more');
-  closeAll(hub);
 });
 
 test('on the fallback path (no Web Crypto, no Worker) the room works the same', async () => {
@@ -342,7 +326,6 @@ test('on the fallback path (no Web Crypto, no Worker) the room works the same', 
   bob.room.close();
   hub.open(bob, cursor);
   await until(() => usableEpoch(bob) === epoch, 'reload on the fallback path');
-  closeAll(hub);
 });
 
 // Imitates a WebSocket reconnect: the state changes, then the welcome with the room's cursor.
@@ -394,7 +377,6 @@ test('unconfirmed frames are resent once, after the replay that could confirm th
   await idle(alice.room);
   await sleep(10);
   assert.deepEqual(msgs().slice(before).map((f) => f.ref), [e.ref], 'e once, d never');
-  closeAll(hub);
 });
 
 test('the resend list is bounded', async () => {
@@ -403,7 +385,6 @@ test('the resend list is bounded', async () => {
   assert.ok(Object.keys(alice.room.unconfirmed).length <= 4096, 'map holds at most 4096 frames');
   assert.ok(alice.room.unconfirmedOrder.length <= 2 * 4096 + 1, 'order list is bounded too');
   assert.ok(alice.room.unconfirmed.id4999, 'the newest are kept');
-  closeAll(hub);
 });
 
 test('an unfinished file is abandoned when its sender leaves', async () => {
@@ -419,7 +400,6 @@ test('an unfinished file is abandoned when its sender leaves', async () => {
   assert.equal(gone.fileId, fileId);
   assert.match(gone.reason, /left/);
   assert.deepEqual(Object.keys(alice.room.files), []);
-  closeAll(hub);
 });
 
 test('closing the room on leave drops every key and everything still queued', async () => {
@@ -434,5 +414,4 @@ test('closing the room on leave drops every key and everything still queued', as
   await sendText(alice, 'after close');
   await sleep(50);
   assert.equal(bob.views.length, seen, 'a closed room shows nothing more');
-  closeAll(hub);
 });
