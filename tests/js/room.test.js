@@ -336,6 +336,37 @@ function reconnect(m, cursor) {
   m.room.transportState({ mode: 'ws', state: 'connected' });
 }
 
+// A reconnect as the relay makes it: the welcome carries everyone's announcement.
+function reconnectWithKeys(m) {
+  const keys = [];
+  for (const other of m.hub.members.values()) {
+    if (other.announcement) keys.push({ from: other.name, ...other.announcement });
+  }
+  m.room.transportState({ mode: 'ws', state: 'reconnecting' });
+  m.room.receive({ type: 'welcome', members: m.hub.names(), host: m.hub.host, locked: false, keys, cursor: m.hub.seq,
+    resume_key: m.resumeKey });
+  m.room.transportState({ mode: 'ws', state: 'connected' });
+}
+
+test('a reconnect\'s welcome is no request for keys: nobody is re-granted, nothing is refused', async () => {
+  const { hub, alice, bob, carol } = await roomOf(['alice', 'bob', 'carol']);
+  const grants = () => hub.log.filter((e) => e.ev.type === 'grant').length;
+  const before = grants();
+  const epoch = usableEpoch(alice);
+  reconnectWithKeys(alice);
+  reconnectWithKeys(bob);
+  await idle(alice.room);
+  await idle(bob.room);
+  await sleep(100);
+  assert.equal(grants(), before, 'no grant after the host reconnected');
+  assert.equal(usableEpoch(alice), epoch);
+  assert.equal(usableEpoch(bob), epoch);
+  assert.equal(of(bob, 'bad_grant').length + of(carol, 'bad_grant').length, 0);
+  assert.equal(of(alice, 'key_changed').length, 0);
+  await sendText(bob, 'still fine');
+  await until(() => texts(carol).includes('still fine'), 'carol reads bob');
+});
+
 function idle(room) {
   return until(() => !room.working && !room.inbox.length, 'idle').then(() => sleep(5));
 }

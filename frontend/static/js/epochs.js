@@ -165,7 +165,10 @@
         return n < this.floor;
     };
 
-    /** Records an epoch number seen in an envelope header: a new host counts on from the highest. */
+    /**
+     * Records the epoch number of an envelope whose signature verified (opened, or refused only
+     * for want of its key): a new host counts on from the highest.
+     */
     Keyring.prototype.noteEpoch = function (n) {
         if (isWholeNumber(n) && n > this.highestSeen && n < 9007199254740991) {
             this.highestSeen = n;
@@ -332,7 +335,7 @@
      * a member pins its keys; other keys later are refused (key_changed); the same keys again ask
      * the host for the current epoch.
      */
-    Keyring.prototype.onAnnounce = function (ev, cb) {
+    Keyring.prototype.onAnnounce = function (ev, cb, inWelcome) {
         var self = this, wire = {a: ev.a, t: ev.t, s: ev.s};
         if (!this.opened || this.closed) {
             cb();
@@ -349,13 +352,14 @@
                 cb();
                 return;
             }
-            self.accept(ann);
+            self.accept(ann, !!inWelcome);
             cb();
         });
     };
 
-    // One verified announcement: pin, refuse a change, or answer a repeat.
-    Keyring.prototype.accept = function (ann) {
+    // One verified announcement: pin, refuse a change, or answer a repeat. inWelcome: it came in
+    // a welcome's keys (the server's copy), which is no request for a key.
+    Keyring.prototype.accept = function (ann, inWelcome) {
         var user = ann.user, old = this.pins[user];
         if (indexOf(this.deps.members(), user) < 0) {
             return; // it left meanwhile
@@ -365,7 +369,7 @@
                 this.deps.emit({type: 'key_changed', user: user});
                 return;
             }
-            if (user !== this.me && this.isHost()) {
+            if (user !== this.me && this.isHost() && !inWelcome) {
                 if (this.inCurrent(user)) {
                     this.regrant(user);
                 } else if (!this.rekeying || indexOf(this.rekeyMembers, user) < 0) {
@@ -400,7 +404,7 @@
                 next();
                 return;
             }
-            self.onAnnounce({from: entry.from, a: entry.a, t: entry.t, s: entry.s}, next);
+            self.onAnnounce({from: entry.from, a: entry.a, t: entry.t, s: entry.s}, next, true);
         }, done);
     };
 

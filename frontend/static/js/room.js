@@ -402,7 +402,6 @@
             return;
         }
         if (peek && typeof peek.epoch === 'number') {
-            ring.noteEpoch(peek.epoch);
             if (ring.belowFloor(peek.epoch)) {
                 this.emit({type: 'undecryptable', from: sender, reason: 'it was sealed under a key older than ' +
                     'the one this tab held when it reloaded (a late or replayed message)'});
@@ -422,6 +421,9 @@
                 if (err.code === 'forged') {
                     self.emit({type: 'forged', from: sender, what: 'message', reason: err.message});
                 } else {
+                    if (err.code === 'nokey' && peek) {
+                        ring.noteEpoch(peek.epoch); // signed by its sender: a real epoch this tab lacks
+                    }
                     self.emit({type: 'undecryptable', from: sender, reason: err.code === 'nokey' ?
                         'this tab has no key for it (sent under a key this member was not given)' : err.message});
                 }
@@ -429,6 +431,7 @@
                 return;
             }
             h = opened.header;
+            ring.noteEpoch(h.epoch);
             if (sender === self.username) {
                 self.forget(h.id);
             }
