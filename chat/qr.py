@@ -1,12 +1,14 @@
 """QR codes as SVG, for the join-code provisioning URI and the kiosk's join link.
 
 Made on the server with the pure-Python `qrcode` package, so pages need no QR script and an
-old tablet only has to show an image.
+old tablet only has to show an image; made on a small thread pool, off the event loop.
 """
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from typing import Tuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Optional, Tuple
 from urllib.parse import quote
 
 import qrcode
@@ -43,28 +45,68 @@ def join_link(base_url: str, room_name: str) -> str:
     return f"{base_url.rstrip('/')}{JOIN_PATH}{quote(room_name, safe='')}"
 
 
-class SvgCache:
-    """The last few QR images made, so a kiosk wall reloading its page costs no QR rendering.
+# Renders run on these few threads, never on the event loop: the largest image takes about 80 ms
+# of pure Python, which would stall every connection for as long.
+RENDER_THREADS = 2
+# Renders waiting for a thread at most; past it a request is refused as busy rather than queued.
+MAX_PENDING_RENDERS = 32
 
-    Bounded by entries (the largest image is about 100 kB); the least recently used goes first.
+_executor: Optional[ThreadPoolExecutor] = None
+
+
+def executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="sealchat-qr")
+    return _executor
+
+
+async def render(data: str) -> bytes:
+    """svg(data) on the render threads; its ChatError (data too long) arrives here as raised."""
+    return await asyncio.get_running_loop().run_in_executor(executor(), _svg_now, data)
+
+
+def _svg_now(data: str) -> bytes:
+    return svg(data)  # looked up at call time, so tests can slow or count renders
+
+
+class SvgCache:
+    """The last few join-link QR images made, so a kiosk wall reloading its page costs no rendering.
+
+    Keyed by (base URL, room name); bounded by entries (the largest image is about 100 kB), the least
+    recently used goes first. Concurrent requests for one image wait for one render.
     """
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 32, max_pending: int = MAX_PENDING_RENDERS) -> None:
         self.size = size
+        self.max_pending = max_pending
         self._items: "OrderedDict[Tuple[str, str], bytes]" = OrderedDict()
+        self._pending: Dict[Tuple[str, str], "asyncio.Future[bytes]"] = {}
 
-    def join_link_svg(self, base_url: str, room_name: str) -> bytes:
+    async def join_link_svg(self, base_url: str, room_name: str) -> bytes:
         """The join link's QR image, made once per (base URL, room name) while it stays cached."""
         key = (base_url, room_name)
         image = self._items.get(key)
-        if image is None:
-            image = svg(join_link(base_url, room_name))
-            self._items[key] = image
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
-        else:
+        if image is not None:
             self._items.move_to_end(key)
-        return image
+            return image
+        pending = self._pending.get(key)
+        if pending is None:
+            if len(self._pending) >= self.max_pending:
+                raise ChatError("server_full", "The server is busy drawing QR codes; try again in a moment.",
+                                retry_after=1)
+            pending = asyncio.ensure_future(render(join_link(base_url, room_name)))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda fut: self._done(key, fut))
+        return await asyncio.shield(pending)
+
+    def _done(self, key: Tuple[str, str], fut: "asyncio.Future[bytes]") -> None:
+        self._pending.pop(key, None)
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        self._items[key] = fut.result()
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)

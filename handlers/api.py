@@ -2,22 +2,40 @@
 from __future__ import annotations
 
 from chat.errors import ChatError
+from chat.ratelimit import Throttle
 
 from .base import BaseHandler, SessionHandler
 
 
 class LookupHandler(BaseHandler):
+    """GET /api/rooms/<name>: this site's pages only, each ask paid from the lookup allowance."""
+
+    same_origin_only = True
+
+    def admit(self) -> None:
+        lookups: Throttle = self.settings["lookups"]
+        lookups.take(self.client_address)  # anyone may ask, so each ask is paid for
+
     def get(self, name: str) -> None:
-        self.rooms.connections.take(self.client_address)  # anyone may ask, so each ask is paid for
         self.xsrf_token  # sets the _xsrf cookie that create and join need
         self.write_json(self.rooms.lookup(name, self.get_query_argument("username", None)))
 
 
-class CreateHandler(BaseHandler):
+class AdmissionHandler(BaseHandler):
+    """Create and join: the address pays from its connection allowance before the body is read."""
+
+    def admit(self) -> None:
+        self.rooms.connections.take(self.client_address)
+
+
+class CreateHandler(AdmissionHandler):
+    def admit(self) -> None:
+        super().admit()
+        self.rooms.creations.check(self.client_address)  # spent by create() when a room is made
+
     def post(self) -> None:
         body = self.json_body()
         address = self.client_address
-        self.rooms.connections.take(address)
         join_code = body.get("join_code", False)
         if not isinstance(join_code, bool):
             raise ChatError("bad_frame", "Field 'join_code' must be true or false.")
@@ -30,11 +48,10 @@ class CreateHandler(BaseHandler):
         self.write_json(out, 201)
 
 
-class JoinHandler(BaseHandler):
+class JoinHandler(AdmissionHandler):
     def post(self) -> None:
         body = self.json_body()
         address = self.client_address
-        self.rooms.connections.take(address)
         session, token = self.rooms.join(body.get("room"), body.get("username"), address,
                                          body.get("auth_key"), body.get("join_code"))
         self.write_json(self.rooms.admitted(session, token))
@@ -52,6 +69,8 @@ class JoinCodeHandler(SessionHandler):
     The code and its countdown only: the secret (the otpauth URI) is not handed out on every poll.
     """
 
+    same_origin_only = True
+
     def get(self) -> None:
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
@@ -60,5 +79,9 @@ class JoinCodeHandler(SessionHandler):
 
 
 class HealthHandler(BaseHandler):
+    same_origin_only = True
+
     def get(self) -> None:
-        self.write_json(dict(status="ok", **self.rooms.stats()))
+        out = dict(status="ok", **self.rooms.stats())
+        out["connections"] = self.settings["connection_caps"].stats()
+        self.write_json(out)

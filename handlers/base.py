@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 import sys
 from asyncio import Future
 from types import TracebackType
@@ -19,6 +20,13 @@ from chat.errors import ChatError
 from chat.rooms import RoomTable, Session
 from chat.securitylog import record
 
+# The largest body of a JSON route (create, join, leave, poll events, anything but a frame): a
+# few hundred bytes in use, the longest names escaped included; read only once it is known to fit.
+JSON_BODY_BYTES = 8 * 1024
+# Seconds such a small body has to arrive in, once its headers have (a frame gets the server's).
+JSON_BODY_TIMEOUT = 5.0
+# What a cross-site or same-site (another origin of this site) browser request says it is.
+FOREIGN_FETCH_SITES = {"cross-site", "same-site"}
 LOGGED_CODES = {"token_invalid", "session_expired", "rate_limited", "forbidden_origin", "xsrf"}
 HTTP_CODES = {400: "bad_frame", 403: "forbidden_origin", 404: "not_found", 405: "method_not_allowed",
               413: "too_large"}
@@ -121,14 +129,24 @@ class SealchatMixin:
         self.clear_header("Server")
 
     # --- refusals, shared with the WebSocket handler so that /ws answers like every route ---------
+    # Routes a foreign page can make a browser GET (an <img>, a script) refuse other sites outright.
+    same_origin_only = False
+
     def prepare(self) -> None:
         origin = self.request.headers.get("Origin")
         if self.request.method not in ("GET", "HEAD") and origin is not None \
                 and not same_origin(origin, self.request.host):
             raise ChatError("forbidden_origin", "Requests from other sites are not accepted.")
-        limit = self.config.max_body_bytes
-        if len(self.request.body or b"") > limit:
-            raise ChatError("too_large", f"A request body may be at most {limit} bytes.")
+        if self.same_origin_only and self.from_another_site():
+            raise ChatError("forbidden_origin", "This address answers this site's own pages only.")
+
+    def from_another_site(self) -> bool:
+        """A browser's request made by another origin's page: Fetch Metadata says so, or Origin does."""
+        headers = self.request.headers
+        if headers.get("Sec-Fetch-Site", "").strip().lower() in FOREIGN_FETCH_SITES:
+            return True
+        origin = headers.get("Origin")
+        return origin is not None and not same_origin(origin, self.request.host)
 
     def check_xsrf_cookie(self) -> None:
         try:
@@ -138,12 +156,16 @@ class SealchatMixin:
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ChatError) and not self._finished:
-            if e.code in LOGGED_CODES:
-                session: Optional[Session] = getattr(self, "session", None)
-                self.security_event(e.code, getattr(e, "room_id", "") or (session.room_id if session else ""))
-            self.send_error(e.status, exc_info=sys.exc_info())
+            self.answer_refusal(e)
             return
         super()._handle_request_exception(e)  # type: ignore[misc]
+
+    def answer_refusal(self, e: ChatError) -> None:
+        """The one way a refusal is answered: logged when it is worth an eye, then write_error."""
+        if e.code in LOGGED_CODES:
+            session: Optional[Session] = getattr(self, "session", None)
+            self.security_event(e.code, getattr(e, "room_id", "") or (session.room_id if session else ""))
+        self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
 
     def log_exception(self, typ: Optional[Type[BaseException]], value: Optional[BaseException],
                       tb: Optional[TracebackType]) -> None:
@@ -183,7 +205,86 @@ class SealchatMixin:
         return super().finish(chunk)  # type: ignore[misc]
 
 
+@tornado.web.stream_request_body
 class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
+    """Bodies stream in: prepare() sets the route's limit from the headers and makes every check
+    (XSRF, origin, throttles, token) before a byte of the body is taken.
+
+    A body announced longer than the limit is refused at once (413) and the connection closed. A
+    request refused for another reason with a body of acceptable length has that body discarded as
+    it arrives, unread and unkept, and its refusal written once the last byte is in: answering
+    before that would close the connection on unread bytes, which resets it, and the client would
+    lose the answer.
+    """
+
+    body_limit = "json"  # or "frame": set per route in handlers/routes.py
+    _refusal: Optional[ChatError] = None
+    _expected = 0
+    _received = 0
+
+    def initialize(self, body: str = "json") -> None:  # type: ignore[override]
+        self.body_limit = body
+        self._body = bytearray()
+
+    def max_body(self) -> int:
+        return self.config.max_body_bytes if self.body_limit == "frame" else JSON_BODY_BYTES
+
+    def check_xsrf_cookie(self) -> None:
+        """Tornado checks it before prepare(); prepare() answers the refusal."""
+        try:
+            super().check_xsrf_cookie()
+        except ChatError as exc:
+            self._refusal = exc
+
+    def prepare(self) -> None:
+        limit = self.max_body()
+        self._expected = self.announced_length()
+        connection = self.request.connection
+        # Tornado's own check would call a longer announced body malformed and write a bare 400 after
+        # the typed refusal below; at the announced length it discards what comes until the
+        # connection closes, right after that refusal is written.
+        connection.set_max_body_size(max(limit, self._expected))
+        if self.body_limit != "frame":
+            connection.set_body_timeout(JSON_BODY_TIMEOUT)
+        if self._expected > limit:
+            raise self._refusal or ChatError("too_large", f"A request body here may be at most {limit} bytes.")
+        try:
+            if self._refusal is not None:
+                raise self._refusal
+            super().prepare()
+            self.admit()
+        except ChatError as exc:
+            if not self._expected:
+                raise
+            self._refusal = exc  # answered by data_received once the body is in
+
+    def admit(self) -> None:
+        """This route's checks before its body: throttles, the session token."""
+
+    def announced_length(self) -> int:
+        """The body's Content-Length (0 when there is none); a body without one is refused."""
+        headers = self.request.headers
+        if "Transfer-Encoding" in headers:
+            raise ChatError("bad_frame", "A request body needs a Content-Length header.")
+        pieces = set(re.split(r",[ \t]*", headers.get("Content-Length", "0").strip()))
+        value = pieces.pop() if len(pieces) == 1 else ""
+        if not value.isdigit() or not value.isascii():
+            raise ChatError("bad_frame", "The Content-Length header is not a number.")
+        return int(value)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Collects a body the route accepted (Tornado stops at the limit set in prepare), or
+        discards one it refused and writes the refusal after its last byte."""
+        self._received += len(chunk)
+        if self._refusal is not None:
+            if self._received >= self._expected and not self._finished:
+                self.answer_refusal(self._refusal)
+            return
+        self._body += chunk
+        if self._received >= self._expected:
+            self.request.body = bytes(self._body)
+            self._body = bytearray()
+
     def json_body(self) -> dict:
         try:
             body = json.loads(self.request.body or b"")
@@ -204,13 +305,12 @@ class SessionHandler(BaseHandler):
 
     session: Session
 
-    def prepare(self) -> None:
-        super().prepare()
+    def admit(self) -> None:
         auth = self.request.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else None
         self.session = self.rooms.authenticate(token, self.client_address)
 
 
 class NotFoundHandler(BaseHandler):
-    def prepare(self) -> None:
+    def admit(self) -> None:
         raise ChatError("not_found", "Nothing here.")

@@ -30,34 +30,43 @@ class SvgHandler(BaseHandler):
 
 
 class JoinCodeQrHandler(SessionHandler, SvgHandler):
-    """GET /api/joincode/qr: the otpauth:// URI as a QR code, for members only."""
+    """GET /api/joincode/qr: the otpauth:// URI as a QR code, for members only (never cached)."""
 
-    def get(self) -> None:
+    same_origin_only = True
+
+    async def get(self) -> None:
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
             raise ChatError("not_found", "This room has no join code.")
-        self.write_svg(qr.svg(room.join_code.uri(room.name)))
+        self.write_svg(await qr.render(room.join_code.uri(room.name)))
 
 
 class JoinLinkQrHandler(SvgHandler):
     """GET /qr/join?roomname=<name>: the join page's address with the room name, as a QR code.
 
-    The room name is no secret (it is in every link to the room), so no session is needed; the
-    address pays for each request from its connection allowance, and recent images are cached.
+    The room name is no secret (it is in every link to the room), so no session is needed. Other
+    sites' pages are refused; the address pays for each request from its lookup allowance; images
+    are drawn off the event loop and recent ones are cached.
     """
+
+    same_origin_only = True
 
     @property
     def qr_cache(self) -> qr.SvgCache:
         return self.settings["qr_cache"]
 
-    def get(self) -> None:
-        self.rooms.connections.take(self.client_address)
+    def admit(self) -> None:
+        self.settings["lookups"].take(self.client_address)
+
+    async def get(self) -> None:
         name = names.display_room_name(self.get_query_argument("roomname", ""))
-        self.write_svg(self.qr_cache.join_link_svg(self.base_url(), name))
+        self.write_svg(await self.qr_cache.join_link_svg(self.base_url(), name))
 
     def base_url(self) -> str:
-        """This server as the browser reached it: Host header, and https when TLS is on here or
-        at a trusted proxy that says so."""
+        """--public-url where it is set; else this server as the browser reached it: Host header,
+        and https when TLS is on here or at a trusted proxy that says so."""
+        if self.config.public_url:
+            return self.config.public_url.rstrip("/")
         host = self.request.host or ""
         if len(host) > qr.MAX_HOST or not _HOST.match(host):
             raise ChatError("bad_frame", "The request's Host header is not a host name.")

@@ -19,7 +19,8 @@ def routes() -> List[Rule]:
         url(r"/api/joincode", api.JoinCodeHandler),
         url(r"/api/joincode/qr", kiosk.JoinCodeQrHandler),
         url(r"/qr/join", kiosk.JoinLinkQrHandler),
-        url(r"/api/poll/send", poll.PollSendHandler),
+        # The one route whose body is a frame; every other body is a small JSON object.
+        url(r"/api/poll/send", poll.PollSendHandler, {"body": "frame"}),
         url(r"/api/poll/events", poll.PollEventsHandler),
         url(r"/ws", websocket.ChatSocket),
         url(r"/", pages.IndexPage),

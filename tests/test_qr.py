@@ -1,6 +1,8 @@
 """QR codes: the SVG module, the members-only authenticator QR and the public join-link QR."""
 from __future__ import annotations
 
+import asyncio
+
 import json
 import logging
 import xml.etree.ElementTree as ET
@@ -55,18 +57,22 @@ def test_every_valid_room_name_fits_both_qr_codes():
     assert len(qr.join_link("https://" + LONGEST_HOST, LONGEST_NAMES[0])) == qr.MAX_DATA  # the cap is tight
 
 
-def test_svg_cache_is_bounded_and_keyed_by_base_and_name(monkeypatch):
+@pytest.mark.gen_test
+async def test_svg_cache_is_bounded_and_keyed_by_base_and_name(monkeypatch):
     made = []
     real_svg = qr.svg
     monkeypatch.setattr(qr, "svg", lambda data: made.append(data) or real_svg(data))
     cache = qr.SvgCache(size=2)
-    first = cache.join_link_svg("http://a", "One")
-    assert cache.join_link_svg("http://a", "One") is first and len(made) == 1
-    cache.join_link_svg("http://b", "One")  # another host is another image
-    cache.join_link_svg("http://a", "Two")
+    first = await cache.join_link_svg("http://a", "One")
+    assert await cache.join_link_svg("http://a", "One") is first and len(made) == 1
+    await cache.join_link_svg("http://b", "One")  # another host is another image
+    await cache.join_link_svg("http://a", "Two")
     assert len(cache) == 2 and len(made) == 3
-    cache.join_link_svg("http://a", "One")  # the oldest went first, so it is made again
+    await cache.join_link_svg("http://a", "One")  # the oldest went first, so it is made again
     assert len(made) == 4
+    # Requests for one image while it is being drawn wait for that one drawing.
+    together = await asyncio.gather(*(cache.join_link_svg("http://c", "Same") for _ in range(5)))
+    assert len(set(together)) == 1 and len(made) == 5
 
 
 def test_join_link_carries_the_room_name_only():
@@ -161,7 +167,7 @@ def settings(request, settings):
     return settings.with_(**getattr(request, "param", {}))
 
 
-@pytest.mark.parametrize("settings", [{"connect_rate": Rate(3, 600)}], indirect=True)
+@pytest.mark.parametrize("settings", [{"lookup_rate": Rate(3, 600)}], indirect=True)
 @pytest.mark.gen_test
 async def test_join_link_qr_is_throttled_per_address_and_cached(settings, server_url, app, monkeypatch):
     made = []

@@ -272,6 +272,9 @@ async def test_no_cors_preflight_or_headers(raw) -> None:
     assert resp.code in (403, 405)
     for path in ("/healthz", "/api/rooms/Lobby"):
         resp = await api.fetch(path, headers={"Origin": "http://evil.example"})
+        assert resp.code == 403 and error_of(resp)["code"] == "forbidden_origin"
+        assert not any(k.lower().startswith("access-control-") for k in resp.headers)
+        resp = await api.fetch(path, headers={"Origin": api.base})
         assert resp.code == 200 and not any(k.lower().startswith("access-control-") for k in resp.headers)
 
 

@@ -106,7 +106,7 @@ async def test_message_chunk_and_file_size(settings, raw) -> None:
     assert (await api.call("/api/poll/send", "POST", dict(chunk, n=3)))["ok"] is True
 
 
-@limits(connect_rate=Rate(3, 600))
+@limits(lookup_rate=Rate(3, 600))
 @pytest.mark.gen_test(timeout=30)
 async def test_room_lookups_are_throttled_per_address(settings, raw) -> None:
     """Anyone may ask whether a room (and a username in it) exists, but not without limit."""
