@@ -58,6 +58,15 @@ MIN_WINDOW_S = 3.0         # the attack window lasts at least this long, so the 
 QUICK_TIMES = {"settle": 0.2, "calm": 0.4, "after": 0.3, "window": 0.5}
 
 
+def loadavg() -> List[str]:
+    """The machine's load average: figures from a run on a busy machine are read against it."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[:3]
+    except OSError:
+        return []
+
+
 def select_attacks(names: List[str]) -> List[Attack]:
     """`hostile` is every attack; `hostile:NAME` one of them."""
     out: List[Attack] = []
@@ -120,7 +129,7 @@ async def run_attack(attack: Attack, quick: bool, progress: Callable[[str], None
     bystander = BystanderProcess(server.port, 3 if quick else BYSTANDER_MEMBERS, BYSTANDER_RATE)
     watcher = Watcher(server)
     result: Dict[str, Any] = {"attack": attack.name, "title": attack.title, "server_flags": flags,
-                              "params": params, "hold_s": hold}
+                              "params": params, "hold_s": hold, "nofile_asked": nofile, "loadavg_at_start": loadavg()}
     phase = ["start"]
     ctx: Optional[Ctx] = None
 
@@ -191,6 +200,7 @@ async def run_attack(attack: Attack, quick: bool, progress: Callable[[str], None
             "log_lines_after": server.log.read() - lines1,
             "log_kinds": server.log.kinds,
             "server_alive": server.alive(),
+            "loadavg_at_end": loadavg(),
             "bystander": by,
         })
         if outcome is not None:

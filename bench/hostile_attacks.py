@@ -704,7 +704,7 @@ ATTACKS: Dict[str, Attack] = {a.name: a for a in [
            quick={"sessions": 2, "polls": 3}, quick_flags=("--buffer-bytes", str(MiB), "--byte-rate", "2M/10")),
     # A service's usual soft limit (systemd's default, most login shells): the bench raises its
     # servers' limit to the hard one, which 1,100 connections could not reach.
-    Attack("fds", "1,100 silent idle TCP connections from one address (server RLIMIT_NOFILE 1024)",
+    Attack("fds", "1,100 silent idle TCP connections from one address (server started with RLIMIT_NOFILE 1024)",
            idle_fds, hold=10, params={"connections": 1100, "connect_timeout": 3.0, "probe_timeout": 3.0},
            nofile=1024, quick={"connections": 60, "connect_timeout": 1.0, "probe_timeout": 1.0}, quick_nofile=48),
     Attack("bodies", "256 connections each sending all but the last byte of a 2 MiB body to JSON routes",

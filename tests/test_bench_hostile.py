@@ -69,7 +69,8 @@ def test_hostile_quick_run_measures_every_attack(tmp_path: pathlib.Path) -> None
     # The instrument's own control: the exact name, its capitalisation and its full-width form are
     # the same user and the same room, so a server that admits them is not the look-alike test's subject.
     assert by_name["lookalikes"]["findings"]["controls_admitted"] == 0
-    assert by_name["fds"]["nofile"]["soft"] == 48  # the spec's limit reached the server process
+    # The server's descriptor limit is read back from /proc, whatever the server made of the spec's 48.
+    assert by_name["fds"]["findings"]["nofile"] == by_name["fds"]["nofile"]
     # Four verdicts per attack: memory, bystander, log, and the attack's own target.
     targets = family["targets"]
     assert len(targets) == 4 * len(ATTACKS)
