@@ -277,8 +277,12 @@ class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
         discards one it refused and writes the refusal after its last byte."""
         self._received += len(chunk)
         if self._refusal is not None:
-            if self._received >= self._expected and not self._finished:
-                self.answer_refusal(self._refusal)
+            if self._received >= self._expected:
+                refusal, self._refusal = self._refusal, None
+                self._expected = -1  # what still comes (nothing should) is dropped
+                self.answer_refusal(refusal)
+            return
+        if self._expected < 0:
             return
         self._body += chunk
         if self._received >= self._expected:
