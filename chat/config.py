@@ -69,6 +69,7 @@ class Settings:
     buffer_events: int = 10000
     buffer_bytes: int = 32 * 1024 * 1024
     buffer_total_bytes: int = 256 * 1024 * 1024  # all rooms together
+    output_budget: int = 64 * 1024 * 1024  # bytes queued to all clients together (chat/output.py)
     idle_timeout: float = 600.0  # browser pages leave the room after this long without input; 0: never
     kick_ban: float = 600.0  # a member the host removed stays out (name and address) this long; 0: not at all
     # throttles
@@ -175,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     tim.add_argument("--buffer-total-bytes", type=_positive_int, default=d.buffer_total_bytes,
                      help="most bytes kept for replay by all rooms together; over it, a room that "
                           "publishes drops its own oldest events first")
+    lim.add_argument("--output-budget", type=_positive_int, default=d.output_budget,
+                     help="most bytes queued to clients (WebSocket frames and long-poll answers) by all "
+                          "connections together; a quarter of it (up to 16 MiB) per WebSocket, a quarter per address, a "
+                          "sixteenth (up to 1 MiB) per long-poll answer; over it, the readers furthest "
+                          "behind are cut off and new long-poll answers refused for a moment")
     tim.add_argument("--idle-timeout", type=_non_negative_float, default=d.idle_timeout,
                      help="browser pages without user input this long warn, then leave the room and "
                           "wipe the tab (shared devices); 0 disables")
@@ -214,6 +220,8 @@ def validate(s: Settings) -> Settings:
         raise ValueError("--buffer-total-bytes must be positive")
     if s.buffer_total_bytes < s.buffer_bytes:
         raise ValueError("--buffer-total-bytes cannot be smaller than --buffer-bytes")
+    if s.output_budget < 1024 * 1024:
+        raise ValueError("--output-budget must be at least 1048576 (1 MiB)")
     if s.poll_timeout >= s.presence_timeout:
         raise ValueError("--poll-timeout must be shorter than --presence-timeout")
     if s.public_url is not None:

@@ -27,7 +27,8 @@ class Connection(Protocol):
     """A live push connection (a WebSocket) bound to one session."""
 
     def deliver(self, raw: bytes, memo: Optional[Dict[str, bytes]] = None) -> None:
-        """Send `raw`; `memo` lives for one publish, so connections can share its wire form."""
+        """Queue `raw` for sending; every connection is given the same bytes object, which it
+        shares rather than copies (see chat/output.py)."""
 
     def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
         """Close with `code`; with `error`, the connection is told why first, as a refusal."""
@@ -110,9 +111,8 @@ class Hub:
         if self._budget.over:
             self._shed()
         if to is None:
-            memo: Dict[str, bytes] = {}
             for conn in list(self._pushed.values()):
-                conn.deliver(raw, memo)
+                conn.deliver(raw)
         else:
             conn = self._pushed.get(to)
             if conn is not None:
@@ -158,21 +158,41 @@ class Hub:
     def since(self, cursor: int, session_id: Optional[str] = None) -> Tuple[Optional[Gap], List[bytes]]:
         """Events after `cursor` that are for `session_id`, in order, and the gap before them if
         some it would have been given are gone. Without a session, broadcast events only."""
+        gap, events, _ = self.page(cursor, session_id)
+        return gap, events
+
+    def page(self, cursor: int, session_id: Optional[str] = None,
+             max_bytes: Optional[int] = None) -> Tuple[Optional[Gap], List[bytes], int]:
+        """Like since(), at most `max_bytes` of events (but always at least one), and the cursor to
+        continue from: the head when every event after `cursor` is in the page, else the seq of
+        the last event in it. Continuing from that cursor loses nothing and repeats nothing."""
         if cursor >= self.seq:
-            return None, []
+            return None, [], self.seq
         if not self._buffer:
-            return Gap(cursor + 1, self.seq), []
+            return Gap(cursor + 1, self.seq), [], self.seq
         first = self._buffer[0].seq
+        gap: Optional[Gap] = None
         if cursor + 1 < first:
             lost = max(self._lost_all, self._lost_to.get(session_id, 0) if session_id is not None else 0)
             gap = Gap(cursor + 1, first - 1) if lost > cursor else None
-            return gap, [e.raw for e in self._buffer if e.to is None or e.to == session_id]
-        # Sequence numbers in the buffer are contiguous and end at self.seq: take the newest
-        # `wanted` from the right, so a poll costs what it returns, not what the buffer holds.
-        wanted = self.seq - cursor
-        out = [e.raw for e in islice(reversed(self._buffer), wanted) if e.to is None or e.to == session_id]
-        out.reverse()
-        return None, out
+            wanted = len(self._buffer)
+        else:
+            # Sequence numbers in the buffer are contiguous and end at self.seq: take the newest
+            # `wanted` from the right, so a poll costs what it returns, not what the buffer holds.
+            wanted = self.seq - cursor
+        tail = list(islice(reversed(self._buffer), wanted))
+        tail.reverse()
+        out: List[bytes] = []
+        size, last = 0, cursor
+        for e in tail:
+            if e.to is not None and e.to != session_id:
+                continue
+            if max_bytes is not None and out and size + len(e.raw) > max_bytes:
+                return gap, out, last
+            out.append(e.raw)
+            size += len(e.raw) + 1
+            last = e.seq
+        return gap, out, self.seq
 
     def attach(self, session_id: str, conn: Connection) -> Optional[Connection]:
         """Push future events to `conn`; returns the connection it replaced, if any."""

@@ -6,7 +6,6 @@ everything of a room (its bans and lock included) when its last member leaves.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -16,7 +15,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import names
 from .addresses import throttle_key
@@ -24,10 +23,14 @@ from .config import Settings
 from .errors import ChatError
 from .hub import BufferBudget, BufferLimits, Gap, Hub
 from .joincodes import JoinCode
+from .output import OutputBudget
 from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
 from .ratelimit import Throttle
 from .securitylog import record
 from .sessions import Claims, TokenSigner, new_session_id
+
+if TYPE_CHECKING:
+    from .pollwait import PollWait
 
 _ENDED = "This session has ended; join the room again."
 _REMOVED = "The room's host removed you from this room."
@@ -72,8 +75,8 @@ class Session:
     last_seen: float
     transport: str = "none"
     polls: int = 0
-    # The hub waiter of this session's one waiting long-poll; a newer poll releases it.
-    poll_waiter: Optional[asyncio.Future] = None
+    # This session's one waiting long-poll (chat.pollwait.PollWait); a newer poll releases it.
+    poll: Optional["PollWait"] = None
     # How far this session's long-poll answers reached; a poll from before it is a resume.
     poll_cursor: int = 0
     # Drawn once per session; handed out only to a request whose token checked from its address.
@@ -136,6 +139,7 @@ class RoomTable:
         self.session_count = 0
         self._buffer = BufferLimits(settings.buffer_seconds, settings.buffer_events, settings.buffer_bytes)
         self.budget = BufferBudget(settings.buffer_total_bytes)
+        self.output = OutputBudget.from_settings(settings)  # what is queued to clients
         s = settings
         # Per-address throttles key an IPv6 client by its /64, which one subscriber usually holds whole.
         self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock,
@@ -228,7 +232,9 @@ class RoomTable:
             raise ChatError("room_locked", "The room's host has locked this room; nobody new can join now.")
         if names.username_key(user) in room.members:
             raise ChatError("username_taken", "Someone in this room already uses this name.")
-        if not self.settings.allow_shared_address and any(s.address == address for s in room.members.values()):
+        here = throttle_key(address)  # an IPv6 machine by its /64, like every per-address rule
+        if not self.settings.allow_shared_address and any(throttle_key(s.address) == here
+                                                          for s in room.members.values()):
             raise ChatError("address_in_use", "This machine already has a session in this room; "
                                               "use that tab, or leave it first.")
         if len(room.members) >= self.settings.max_members:
@@ -307,11 +313,14 @@ class RoomTable:
             raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
         return hub.since(max(cursor, session.floor), session.session_id)
 
-    def release_poll(self, session: Session) -> None:
-        """Answer the session's waiting long-poll now, so a session never holds more than one."""
-        waiter, session.poll_waiter = session.poll_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def page(self, session: Session, cursor: int, max_bytes: int) -> Tuple[Optional[Gap], List[bytes], int]:
+        """Like resume(), at most `max_bytes` of events (at least one), and the cursor to go on
+        from: the seq of the last event given, or the room's head when nothing is left out."""
+        hub = self.check_live(session).hub
+        if cursor > hub.seq:
+            raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
+        gap, events, last = hub.page(max(cursor, session.floor), session.session_id, max_bytes)
+        return gap, events, max(last, cursor)
 
     def admitted(self, session: Session, token: str) -> dict:
         """The answer to a create or join: the room as the new member starts in it."""

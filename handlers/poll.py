@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional, Tuple
+from typing import List, Optional
+
+import tornado.ioloop
 
 from chat.errors import ChatError
-from chat.hub import Hub, encode
+from chat.hub import encode
+from chat.output import ANSWER_WRITE_TIMEOUT, AnswerOutput
+from chat.pollwait import PollWait
 from chat.protocol import MAX_CURSOR, FrameLimits, parse_frame
 from chat.relay import charge, dispatch
 
@@ -26,8 +30,7 @@ class PollSendHandler(SessionHandler):
 
 
 class PollEventsHandler(SessionHandler):
-    _waiting: Optional[Tuple[Hub, asyncio.Future]] = None
-    _gone = False
+    _wait: Optional[PollWait] = None
 
     async def post(self) -> None:
         body = self.json_body()
@@ -40,11 +43,11 @@ class PollEventsHandler(SessionHandler):
             # A resume or a fresh member list costs what a WebSocket reconnect costs, so a loop of
             # them cannot make the server replay its buffer or member list without bound.
             rooms.connections.take(self.client_address)
-        hub = rooms.room_of(session).hub
-        gap, events = rooms.resume(session, cursor)
+        # An answer holds at most this much of events; the client goes on from its cursor.
+        limit = rooms.output.answer_bytes
+        gap, events, last = rooms.page(session, cursor, limit)
         session.transport = "poll"
-        rooms.release_poll(session)  # newest poll wins: an older one of this session answers now
-        session.polls += 1
+        wait = self._wait = PollWait(rooms, session)  # newest poll wins: an older one answers now
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.poll_timeout
         try:
@@ -53,35 +56,45 @@ class PollEventsHandler(SessionHandler):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                fut = hub.waiter(session.session_id)
-                session.poll_waiter = fut
-                self._waiting = (hub, fut)
-                await asyncio.wait([fut], timeout=remaining)
-                hub.discard(fut)
-                self._waiting = None
-                released = session.poll_waiter is not fut  # a newer poll of this session took over
-                if not released:
-                    session.poll_waiter = None
-                if self._gone:
+                await wait.wait(remaining)
+                if wait.gone:
                     return
-                gap, events = rooms.resume(session, cursor)
-                if released:  # answer with what there is, now
+                gap, events, last = rooms.page(session, cursor, limit)
+                if wait.released:  # a newer poll of this session took over: answer with what there is
                     break
         finally:
-            session.polls -= 1
-            session.last_seen = rooms.clock()
-        session.poll_cursor = max(session.poll_cursor, hub.seq)
-        parts = [b'{"cursor":%d' % hub.seq]
+            wait.end()
+        self._answer(gap, events, last, welcome)
+
+    def _answer(self, gap, events: List[bytes], last: int, welcome: bool) -> None:  # type: ignore[no-untyped-def]
+        session, rooms = self.session, self.rooms
+        parts = [b'{"cursor":%d' % last]
         if gap is not None or welcome:
             parts.append(b',"welcome":' + encode(rooms.welcome(session)).encode("utf-8"))
         if gap is not None:
             parts.append(b',"gap":' + encode(gap.to_dict()).encode("utf-8"))
+        size = sum(len(p) for p in parts) + sum(len(e) + 1 for e in events) + 16
+        # Refused (server_full, retry shortly) when the server or this address already holds as
+        # much unsent output as it may; nothing is lost: the client polls again from its cursor.
+        rooms.output.room_for(self.client_address, size)
+        session.poll_cursor = max(session.poll_cursor, last)
         parts.append(b',"events":[' + b",".join(events) + b"]}")
+        conn = self.request.connection
+        answer = AnswerOutput(rooms.output, self.client_address, size, on_cut=conn.close)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(b"".join(parts))
+        try:
+            flushed = self.finish(b"".join(parts))
+        except Exception:
+            answer.done()
+            raise
+        answer.sent(flushed)
+        if not answer.closed:
+            # An answer the client does not read within a few seconds is dropped with its
+            # connection, and its memory with it.
+            io_loop = tornado.ioloop.IOLoop.current()
+            timer = io_loop.call_later(ANSWER_WRITE_TIMEOUT, answer.cut)
+            flushed.add_done_callback(lambda _f: io_loop.remove_timeout(timer))
 
     def on_connection_close(self) -> None:
-        self._gone = True
-        if self._waiting is not None:
-            hub, fut = self._waiting
-            hub.discard(fut)
+        if self._wait is not None:
+            self._wait.abandon()

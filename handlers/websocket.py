@@ -1,8 +1,10 @@
 """WebSocket transport: authenticate with a hello frame, then push the room's events."""
 from __future__ import annotations
 
-import struct
-from typing import Dict, Optional
+import hmac
+import os
+from asyncio import Future
+from typing import List, Optional, Tuple
 
 import tornado.ioloop
 import tornado.iostream
@@ -10,6 +12,7 @@ import tornado.websocket
 
 from chat.errors import ChatError
 from chat.hub import encode
+from chat.output import WINDOW, PushOutput
 from chat.protocol import FrameLimits, parse_frame
 from chat.relay import charge, dispatch
 from chat.rooms import CLOSE_ENDED, CLOSE_REMOVED, Session
@@ -17,24 +20,14 @@ from chat.rooms import CLOSE_ENDED, CLOSE_REMOVED, Session
 from .base import SealchatMixin, same_origin
 
 HELLO_TIMEOUT = 10.0
-# A reader this far behind is cut off; it reconnects and resumes from its cursor (or sees a gap).
+# The default cap on how far a WebSocket reader may fall behind (chat/output.py derives the cap
+# in force from --output-budget); past it, it is cut off, reconnects and resumes from its cursor.
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 CLOSE_REPLACED, CLOSE_REFUSED, CLOSE_TOO_SLOW = 4000, 4001, 4008
 # Why a connection is closed after an error frame with this code; anything else keeps it open.
 CLOSE_AFTER = {"session_ended": CLOSE_ENDED, "removed": CLOSE_REMOVED}
-MEMO_KEY = "ws"  # where a publish's memo keeps the event framed for uncompressed WebSockets
-
-
-def _frame(raw: bytes) -> bytes:
-    """`raw` as one final, unmasked text frame (RFC 6455 5.2)."""
-    n = len(raw)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
-    return head + raw
+# Random bytes in each ping; only a pong that echoes them shows the member is still reading.
+PING_PAYLOAD_BYTES = 16
 
 
 class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
@@ -65,8 +58,61 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             return
         await super().get(*args, **kwargs)
 
+    _out: Optional[PushOutput] = None
+    _ping_timer: Optional[object] = None
+    _ping_payload: Optional[bytes] = None  # the last ping's, until a pong echoes it
+    _replay_cursor = 0
+
+    # Pings are this handler's own (random payloads, echoed); Tornado's accept any pong at all.
+    @property
+    def ping_interval(self) -> Optional[float]:
+        return None
+
+    @property
+    def ping_timeout(self) -> Optional[float]:
+        return None
+
     def open(self, *args: str, **kwargs: str) -> None:
-        self._hello_timer = tornado.ioloop.IOLoop.current().call_later(HELLO_TIMEOUT, self._no_hello)
+        loop = tornado.ioloop.IOLoop.current()
+        self._hello_timer = loop.call_later(HELLO_TIMEOUT, self._no_hello)
+        self._out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow)
+        self._ping_timer = loop.call_later(self.config.ping_interval, self._ping)
+
+    def _write(self, data: bytes) -> "Future[None]":
+        """Hand bytes to the stream; the Future resolves once they are written (PushOutput)."""
+        proto = self.ws_connection
+        if proto is None or proto.is_closing():
+            raise tornado.iostream.StreamClosedError()
+        return proto.stream.write(data)
+
+    def _too_slow(self) -> None:
+        self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
+
+    def _ping(self) -> None:
+        """Every ping interval: close if the last ping went unanswered, else ping again."""
+        self._ping_timer = None
+        proto = self.ws_connection
+        if proto is None or proto.is_closing():
+            return
+        if self._ping_payload is not None:
+            self.close(reason="ping timed out")
+            return
+        self._ping_payload = os.urandom(PING_PAYLOAD_BYTES)
+        try:
+            self.ping(self._ping_payload)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        self._ping_timer = tornado.ioloop.IOLoop.current().call_later(self.config.ping_interval, self._ping)
+
+    def on_pong(self, data: bytes) -> None:
+        """Only the echo of the outstanding ping counts: an unsolicited or wrong pong proves
+        nothing about whether this member reads, so it keeps neither it nor its session."""
+        expected = self._ping_payload
+        if expected is None or not hmac.compare_digest(data, expected):
+            return
+        self._ping_payload = None
+        if self.session is not None:
+            self.session.last_seen = self.rooms.clock()
 
     def _no_hello(self) -> None:
         if self.session is None:
@@ -77,43 +123,29 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         refusal ends the connection, the close with its code."""
         self.send(exc.to_dict())
         if close is not None:
-            self.close(close, reason or exc.code)
+            self._close_after_queue(close, reason or exc.code)
+
+    def _close_after_queue(self, code: int, reason: str) -> None:
+        """Close behind what is queued: it all goes to the stream first, then the close frame."""
+        if self._out is not None:
+            self._out.pump(force=True)
+        self.close(code, reason)
 
     def send(self, obj: dict) -> None:
-        self.deliver(encode(obj).encode("utf-8"))
+        if self._out is not None:
+            self._out.push(encode(obj).encode("utf-8"))
 
-    def deliver(self, raw: bytes, memo: Optional[Dict[str, bytes]] = None) -> None:
-        """Writes one event straight to the stream: a publish frames it once for all members.
-
-        No per-message compression is negotiated (ciphertext does not compress), so the frame is
-        the same bytes for every member and skips write_message's per-call task.
-        """
-        proto = self.ws_connection
-        if proto is None or proto.is_closing():
-            return
-        framed = memo.get(MEMO_KEY) if memo is not None else None
-        if framed is None:
-            framed = _frame(raw)
-            if memo is not None:
-                memo[MEMO_KEY] = framed
-        stream = proto.stream
-        try:
-            stream.write(framed)
-        except tornado.iostream.StreamClosedError:
-            return
-        # IOStream has no public count of unsent bytes; tornado<7 (pinned) keeps these two.
-        if stream._total_write_index - stream._total_write_done_index > MAX_PENDING_BYTES:
-            self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
+    def deliver(self, raw: bytes, memo: Optional[dict] = None) -> None:
+        """Queue one event pushed by the room; `raw` is the same object for every member, so
+        the queues share it (`memo` is no longer needed and is ignored)."""
+        if self._out is not None:
+            self._out.push(raw, live=True)
 
     def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
         if error is not None:
             self.refuse(error, code, reason)
         else:
-            self.close(code, reason)
-
-    def on_pong(self, data: bytes) -> None:
-        if self.session is not None:
-            self.session.last_seen = self.rooms.clock()
+            self._close_after_queue(code, reason)
 
     def on_message(self, message: str | bytes) -> None:
         session = self.session
@@ -144,25 +176,45 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.security_event(exc.code)
             self.refuse(exc, CLOSE_REMOVED if exc.code == "removed" else CLOSE_REFUSED)
             return
-        gap, events = self.rooms.resume(session, fields["cursor"])
+        gap, events, last = self.rooms.page(session, fields["cursor"], WINDOW)
         self.session = session
         if self._hello_timer is not None:  # no need to hold a timer per connection any longer
             tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
             self._hello_timer = None
         session.transport = "ws"
         session.last_seen = self.rooms.clock()
+        hub = self.rooms.room_of(session).hub
         self.send(self.rooms.welcome(session))
         if gap is not None:
             self.send(gap.to_dict())
         for raw in events:
-            self.deliver(raw)
-        old = self.rooms.room_of(session).hub.attach(session.session_id, self)
+            self._out.push(raw)  # type: ignore[union-attr]
+        if last < hub.seq:
+            # The rest of the replay is read from the buffer a window at a time as the reader
+            # takes it; events published meanwhile are read with it, in order.
+            self._replay_cursor = last
+            self._out.replay(self._next_page)  # type: ignore[union-attr]
+        old = hub.attach(session.session_id, self)
         if old is not None and old is not self:
             old.end(CLOSE_REPLACED, "replaced by a newer connection")
 
+    def _next_page(self) -> Tuple[List[bytes], bool]:
+        session = self.session
+        if session is None or not self.rooms.is_live(session):
+            return [], True
+        gap, events, last = self.rooms.page(session, self._replay_cursor, WINDOW)
+        self._replay_cursor = last
+        frames = ([encode(gap.to_dict()).encode("utf-8")] if gap is not None else []) + events
+        return frames, last >= self.rooms.room_of(session).hub.seq
+
     def on_close(self) -> None:
-        if self._hello_timer is not None:
-            tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
+        loop = tornado.ioloop.IOLoop.current()
+        for timer in (self._hello_timer, self._ping_timer):
+            if timer is not None:
+                loop.remove_timeout(timer)
+        self._hello_timer = self._ping_timer = None
+        if self._out is not None:
+            self._out.close()
         session = self.session
         # last_seen stays at the last frame or pong: a connection that died silently was noticed
         # only after a ping timeout and the close wait, which must not extend its presence.

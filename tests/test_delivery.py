@@ -149,8 +149,10 @@ async def test_vanished_members_are_removed_and_the_last_one_tears_down(make_cli
 async def test_last_member_vanishing_tears_the_room_down(make_client, server_url):
     (alice,) = await room_of(make_client, "Alone", {"alice": "poll"})
     await alice.transport.close()
-    assert await wait_health(server_url, lambda h: h["rooms"] == 0) == {"status": "ok", "rooms": 0, "sessions": 0,
-                                        "transports": {"ws": 0, "poll": 0, "detached": 0}, "waiting_polls": 0}
+    h = await wait_health(server_url, lambda h: h["rooms"] == 0)
+    assert {k: h[k] for k in ("status", "rooms", "sessions", "transports", "waiting_polls")} == {
+        "status": "ok", "rooms": 0, "sessions": 0, "transports": {"ws": 0, "poll": 0, "detached": 0},
+        "waiting_polls": 0}
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -1,0 +1,355 @@
+"""Bytes queued to clients: one server-wide budget, caps per connection, and who is cut off.
+
+What the server has queued for a client and not yet written costs memory until the client reads
+it. Two kinds of output hold such bytes: a WebSocket's queue of events (PushOutput) and a
+long-poll answer being written (AnswerOutput). Both are charged to one OutputBudget, counting
+what is really allocated:
+
+- Tornado's IOStream keeps a reference to (a view of) a write larger than 2 KiB and copies a
+  smaller one into a buffer of its own. So the same event queued to many WebSockets is one
+  object held by all of them, charged once while anyone holds it; a small write is a private
+  copy, charged to its connection. Every write also holds a Future and its callbacks until it
+  is flushed (WRITE_OVERHEAD).
+- A PushOutput keeps its own queue of references to the room's event bytes (shared, not copied)
+  and hands the IOStream at most `window` bytes at a time, small events joined into one write.
+- A long-poll answer is one private object of its size, charged until the write of it is flushed.
+
+A write is known to be flushed when the Future IOStream.write() (or RequestHandler.finish())
+returns resolves; nothing here reads IOStream internals.
+
+Caps: a WebSocket more than `connection_cap` bytes behind is cut off; a long-poll answer holds at
+most `answer_bytes` of events (the client continues from its cursor); an address's pending
+answers together at most `address_cap`; and when all output together is over `limit`, the
+outputs furthest behind are cut off first, so a reader that keeps up is the last to go.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+from functools import partial
+from typing import Callable, Deque, Dict, List, Optional, Set
+
+from .addresses import throttle_key
+from .errors import ChatError
+
+# tornado.iostream keeps a view of a write larger than this and copies a smaller one.
+LARGE_WRITE = 2048
+# A pending IOStream write's Future, its callbacks and bookkeeping (measured ~860 bytes; rounded up).
+WRITE_OVERHEAD = 1024
+# A bytes object's header, and one slot of a connection's queue.
+OBJECT_OVERHEAD = sys.getsizeof(b"")
+SLOT_OVERHEAD = 16
+# Bytes handed to a WebSocket's IOStream at a time; the rest waits, shared, in its own queue.
+WINDOW = 256 * 1024
+# A long-poll answer whose write has not finished this many seconds after it started is dropped
+# with its connection.
+ANSWER_WRITE_TIMEOUT = 5.0
+# What a long-poll answer's status line and headers add to its body (an upper bound).
+ANSWER_HEADERS = 2048
+
+
+class OutputBudget:
+    """Every byte queued to every client, against one server-wide limit."""
+
+    def __init__(self, limit: int, connection_cap: int, answer_bytes: int, address_cap: int) -> None:
+        self.limit = limit
+        self.connection_cap = connection_cap
+        self.answer_bytes = answer_bytes
+        self.address_cap = address_cap
+        self.used = 0  # bytes really allocated for output (shared objects once)
+        self.doomed = 0  # of `used`, what cut-off outputs still hold until their stream closes
+        self._shared: Dict[int, List] = {}  # id(obj) -> [obj, references]
+        self._outputs: Set[Output] = set()
+        self._by_address: Dict[str, int] = {}  # throttle key -> backlog of its outputs
+
+    @classmethod
+    def from_settings(cls, settings) -> "OutputBudget":  # type: ignore[no-untyped-def]
+        limit = settings.output_budget
+        return cls(limit, connection_cap=min(16 * 1024 * 1024, limit // 4),
+                   answer_bytes=min(1024 * 1024, limit // 16), address_cap=limit // 4)
+
+    # --- what is held --------------------------------------------------------------------
+    def hold(self, obj: bytes) -> None:
+        """One more reference to a shared object; the first one charges its size."""
+        entry = self._shared.get(id(obj))
+        if entry is None:
+            self._shared[id(obj)] = [obj, 1]
+            self.used += len(obj) + OBJECT_OVERHEAD
+        else:
+            entry[1] += 1
+
+    def drop(self, obj: bytes) -> None:
+        entry = self._shared[id(obj)]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._shared[id(obj)]
+            self.used -= len(obj) + OBJECT_OVERHEAD
+
+    def charge(self, n: int) -> None:
+        self.used += n
+
+    def release(self, n: int) -> None:
+        self.used -= n
+
+    # --- who holds it --------------------------------------------------------------------
+    def register(self, out: "Output") -> None:
+        self._outputs.add(out)
+
+    def unregister(self, out: "Output") -> None:
+        self._outputs.discard(out)
+
+    def backlog_changed(self, out: "Output", delta: int) -> None:
+        if delta:
+            left = self._by_address.get(out.key, 0) + delta
+            if left:
+                self._by_address[out.key] = left
+            else:
+                del self._by_address[out.key]
+
+    def of_address(self, address: str) -> int:
+        return self._by_address.get(throttle_key(address), 0)
+
+    @property
+    def outputs(self) -> int:
+        return len(self._outputs)
+
+    def room_for(self, address: str, n: int) -> None:
+        """Refuse (server_full, with a time to retry) output of `n` bytes that would take the
+        server over its budget or the address over its share of it."""
+        if self.used - self.doomed + n > self.limit or self.of_address(address) + n > self.address_cap:
+            raise ChatError("server_full", "The server holds as much unsent output as it allows; "
+                                           "try again shortly.", retry_after=int(ANSWER_WRITE_TIMEOUT))
+
+    def enforce(self) -> None:
+        """Over the budget: cut off the outputs furthest behind until it is kept again."""
+        while self.used - self.doomed > self.limit:
+            live = [o for o in self._outputs if not o.cut_off and o.backlog > 0]
+            if not live:
+                return
+            max(live, key=lambda o: o.backlog).cut()
+
+
+class Output:
+    """What one connection has queued and not yet had written, charged to the budget."""
+
+    def __init__(self, budget: OutputBudget, address: str) -> None:
+        self.budget = budget
+        self.key = throttle_key(address)
+        self.backlog = 0  # bytes the client has yet to receive (shared ones at full size)
+        self.inflight = 0  # of what is charged, the part handed to the IOStream
+        self.cut_off = False
+        self.closed = False
+        budget.register(self)
+
+    def _grow(self, n: int) -> None:
+        self.backlog += n
+        self.budget.backlog_changed(self, n)
+
+    def _shrink(self, n: int) -> None:
+        self.backlog -= n
+        self.budget.backlog_changed(self, -n)
+
+    def _written(self, n: int, shared: Optional[bytes], charged: int, _fut: object = None) -> None:
+        """One write was flushed (or failed with its stream): what it held goes back."""
+        self._shrink(n)
+        self.inflight -= charged
+        if self.cut_off:
+            self.budget.doomed -= charged
+        if shared is not None:
+            self.budget.drop(shared)
+        self.budget.release(charged - (len(shared) if shared is not None else 0))
+        if self.backlog == 0 and self.closed:
+            self.budget.unregister(self)
+        self._after_write()
+
+    def _after_write(self) -> None:
+        pass
+
+    def cut(self) -> None:
+        """Cut the connection off: its queue goes back now, its in-flight writes when its stream
+        closes (Tornado gives a WebSocket 5 s to close; a poll answer is closed at once)."""
+        if self.cut_off:
+            return
+        self.cut_off = True
+        self.budget.doomed += self.inflight
+        self._drop_queue()
+        self._on_cut()
+
+    def _drop_queue(self) -> None:
+        pass
+
+    def _on_cut(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """The connection is gone: release what is queued; in-flight writes fail and release."""
+        if self.closed:
+            return
+        self.closed = True
+        self._drop_queue()
+        if self.backlog == 0:
+            self.budget.unregister(self)
+
+
+class PushOutput(Output):
+    """A WebSocket's queue: references to event bytes, handed to the IOStream a window at a time.
+
+    `write(data)` writes to the stream and returns the Future of that write; `on_cut()` closes the
+    connection as too slow. `source()`, while set, is asked for more frames whenever the queue
+    has run dry (a replay read page by page from the room's buffer); it returns the next frames
+    and whether it is done, and until it is done, events pushed live are left to it.
+    """
+
+    def __init__(self, budget: OutputBudget, address: str, write: Callable[[bytes], "object"],
+                 on_cut: Callable[[], None], window: int = WINDOW) -> None:
+        super().__init__(budget, address)
+        self._write = write
+        self._cut_cb = on_cut
+        self.window = window
+        self._queue: Deque[bytes] = deque()
+        self._source: Optional[Callable[[], "tuple[List[bytes], bool]"]] = None
+        self._pumping = False
+
+    @property
+    def replaying(self) -> bool:
+        return self._source is not None
+
+    def replay(self, source: Callable[[], "tuple[List[bytes], bool]"]) -> None:
+        self._source = source
+        self.pump()
+
+    def push(self, frame: bytes, live: bool = False) -> None:
+        """Queue one frame (the bytes of one event; framed when written). A live event pushed
+        while a replay is under way is skipped: the replay reads it from the buffer in order."""
+        if self.closed or self.cut_off or (live and self._source is not None):
+            return
+        self._enqueue(frame)
+        self.pump()
+        if self.backlog > self.budget.connection_cap:
+            self.cut()
+        else:
+            self.budget.enforce()
+
+    def _enqueue(self, frame: bytes) -> None:
+        self.budget.hold(frame)
+        self.budget.charge(SLOT_OVERHEAD)
+        self._queue.append(frame)
+        self._grow(len(frame))
+
+    def _dequeue(self) -> bytes:
+        frame = self._queue.popleft()
+        self.budget.release(SLOT_OVERHEAD)
+        self._shrink(len(frame))
+        return frame
+
+    def pump(self, force: bool = False) -> None:
+        """Hand queued frames to the stream while less than a window is in flight (`force`:
+        everything, before a close)."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self.closed and not self.cut_off and (force or self.inflight < self.window):
+                if not self._queue and self._source is not None:
+                    frames, done = self._source()
+                    if done:
+                        self._source = None
+                    for frame in frames:
+                        self._enqueue(frame)
+                if not self._queue:
+                    return
+                self._write_some(force)
+        finally:
+            self._pumping = False
+
+    def _write_some(self, force: bool) -> None:
+        """One write: small frames joined into one private object, or one large frame, shared
+        (after its few header bytes)."""
+        batch: List[bytes] = []
+        size = 0
+        room = self.window - self.inflight
+        while self._queue and (force or size < room):
+            if len(self._queue[0]) > LARGE_WRITE:
+                if batch:
+                    break  # the small ones first; the large one on the next round
+                frame = self._dequeue()
+                self._send(_header(len(frame)), None)
+                self._send(frame, frame, logical=len(frame))
+                self.budget.drop(frame)  # the queue's reference; the write holds its own
+                return
+            frame = self._dequeue()
+            batch += (_header(len(frame)), frame)
+            size += len(frame)
+            self.budget.drop(frame)
+        if batch:
+            self._send(b"".join(batch), None, logical=size)
+
+    def _send(self, data: bytes, shared: Optional[bytes], logical: int = 0) -> None:
+        if shared is not None:
+            self.budget.hold(shared)
+            charged = len(shared) + WRITE_OVERHEAD
+            self.budget.charge(WRITE_OVERHEAD)
+        else:
+            charged = len(data) + WRITE_OVERHEAD
+            self.budget.charge(charged)
+        self._grow(logical)
+        self.inflight += charged
+        try:
+            fut = self._write(data)
+        except Exception:  # the stream is closed: nothing will be written
+            self._written(logical, shared, charged)
+            self.close()
+            return
+        fut.add_done_callback(partial(self._written, logical, shared, charged))  # type: ignore[attr-defined]
+
+    def _after_write(self) -> None:
+        if not self.closed and not self.cut_off and self.inflight < self.window:
+            self.pump()
+
+    def _drop_queue(self) -> None:
+        self._source = None
+        while self._queue:
+            self.budget.drop(self._dequeue())
+
+    def _on_cut(self) -> None:
+        self._cut_cb()
+
+
+class AnswerOutput(Output):
+    """One long-poll answer from the moment it is built until its write is flushed or dropped."""
+
+    def __init__(self, budget: OutputBudget, address: str, size: int, on_cut: Callable[[], None]) -> None:
+        super().__init__(budget, address)
+        self._cut_cb = on_cut
+        self.size = size + WRITE_OVERHEAD + ANSWER_HEADERS
+        budget.charge(self.size)
+        self.inflight = self.size
+        self._grow(self.size)
+
+    def sent(self, fut: Optional[object]) -> None:
+        """The answer was handed to the stream with this Future (None: it could not be)."""
+        if fut is None:
+            self.done()
+        else:
+            fut.add_done_callback(lambda _f: self.done())  # type: ignore[attr-defined]
+
+    def done(self, _fut: object = None) -> None:
+        if self.inflight:
+            self._written(self.size, None, self.size)
+            self.closed = True
+            self.budget.unregister(self)
+
+    def _on_cut(self) -> None:
+        # Closing the connection frees the stream's buffer at once, but Tornado then forgets the
+        # Future of the answer (HTTP1Connection.close clears it): the answer is done here.
+        self._cut_cb()
+        self.done()
+
+
+def _header(n: int) -> bytes:
+    """The header of one final, unmasked text frame of `n` bytes (RFC 6455 5.2)."""
+    if n < 126:
+        return bytes((0x81, n))
+    if n <= 0xFFFF:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big")
+    return bytes((0x81, 127)) + n.to_bytes(8, "big")
