@@ -42,6 +42,7 @@ def hostile(shared_server) -> Iterator[HostileProxy]:
     thread = ProxyThread(shared_server.url())
     yield thread.proxy
     thread.close()
+    assert thread.proxy.errors == [], "a proxy hook raised"
 
 
 class Room:

@@ -23,6 +23,7 @@ def proxy(server_url: str, io_loop) -> Iterator[HostileProxy]:
     p = HostileProxy(server_url).start()
     yield p
     p.stop()
+    assert p.errors == [], "a proxy hook raised"
 
 
 @pytest.fixture
