@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
 import pytest
-
-import re
-
 from tornado.httpclient import AsyncHTTPClient
 
 from chat.assets import Assets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 STATIC = ROOT / "frontend" / "static"
+NACL = "vendor/nacl-fast-1.0.3.min.js"
 
 
 def node() -> str:
@@ -60,7 +59,8 @@ def test_node_suite() -> None:
 
 def test_every_shipped_script_parses_as_es5_after_minifying(tmp_path: pathlib.Path) -> None:
     exe = node()
-    assert any(p.name == "sealcrypto.js" for p in shipped_scripts()), "frontend/static/js/sealcrypto.js is missing"
+    names = {p.relative_to(STATIC).as_posix() for p in shipped_scripts()}
+    assert {"js/sealcrypto.js", NACL} <= names, "sealcrypto.js and the vendored tweetnacl are shipped (and parsed)"
     scripts = as_served(tmp_path / "static")
     served = sorted(p.relative_to(tmp_path / "static") for p in scripts)
     assert served == [p.relative_to(STATIC) for p in shipped_scripts()], "every shipped script is in the build"
@@ -89,3 +89,20 @@ async def test_pages_state_the_integrity_of_the_lazily_loaded_scripts(http_serve
         assert attrs["data-vendor-integrity"] == assets.integrity("vendor/forge-1.4.3.min.js")
         assert attrs["data-worker"] == assets.url("js/sealcrypto-worker.js")
         assert attrs["data-worker-integrity"] == assets.integrity("js/sealcrypto-worker.js")
+
+
+@pytest.mark.gen_test
+async def test_key_exchange_pages_load_tweetnacl_before_sealcrypto(http_server, base_url) -> None:
+    """X25519 and Ed25519 come from the vendored tweetnacl, which must have run before sealcrypto.js
+    on the pages that hold session keys; the join pages derive admission keys only and skip it."""
+    assets = Assets.build(STATIC)
+    nacl = (assets.url(NACL), assets.integrity(NACL))
+    for path, needs in (("/chat/lobby", True), ("/kiosk/lobby", True), ("/login", False), ("/create", False)):
+        page = (await AsyncHTTPClient().fetch(base_url + path)).body.decode("utf-8")
+        scripts = re.findall(r'<script src="([^"]+)" integrity="([^"]+)"></script>', page)
+        srcs = [src for src, _ in scripts]
+        if needs:
+            assert nacl in scripts, f"{path} loads the vendored tweetnacl with its integrity"
+            assert srcs.index(nacl[0]) < srcs.index(assets.url("js/sealcrypto.js")), f"{path}: tweetnacl comes first"
+        else:
+            assert nacl[0] not in srcs, f"{path} has no use for tweetnacl"

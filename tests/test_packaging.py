@@ -62,11 +62,14 @@ def test_plain_install_serves_pages_and_scripts(tmp_path):
         assert server.stdout.readline().startswith(str(target))  # not the source tree
         assert "listening" in server.stdout.readline()
         base = f"http://127.0.0.1:{port}"
-        page = urllib.request.urlopen(base + "/create", timeout=10).read().decode()
-        scripts = re.findall(r'<script[^>]* src="(/static/[^"]+)"', page)
-        assert scripts, "the create page names its scripts"
-        for src in scripts:
-            assert urllib.request.urlopen(base + src, timeout=10).status == 200
+        for path in ("/create", "/chat/lobby"):
+            page = urllib.request.urlopen(base + path, timeout=10).read().decode()
+            scripts = re.findall(r'<script[^>]* src="(/static/[^"]+)"', page)
+            assert scripts, f"the {path} page names its scripts"
+            for src in scripts:
+                assert urllib.request.urlopen(base + src, timeout=10).status == 200
+        # The chat page's key exchange needs the vendored tweetnacl from the installed package.
+        assert any(src.endswith("/vendor/nacl-fast-1.0.3.min.js") for src in scripts)
     finally:
         server.terminate()
         server.wait(timeout=10)
