@@ -1,9 +1,10 @@
 /*
  * Fallback PBKDF2-HMAC-SHA256 for browsers without usable Web Crypto (docs/BROWSER-CRYPTO.md).
  *
- * Started as a Web Worker by sealcrypto.js, it derives the room key off the page's thread and
- * reports progress. Loaded as a classic <script> (engines without Worker) it only defines the
- * global SealKdf, which sealcrypto.js then runs in slices between timers.
+ * Started as a Web Worker by sealcrypto.js, it runs the password's PBKDF2 (the ikm of the admission
+ * keys and member_key, docs/PROTOCOL.md) off the page's thread and reports progress. Loaded as a
+ * classic <script> (engines without Worker) it only defines the global SealKdf, which sealcrypto.js
+ * then runs in slices between timers.
  *
  * Worker messages, in: {type: "init", vendor: url} first, then
  *   {type: "pbkdf2", password: [bytes], salt: [bytes], iter: n};
