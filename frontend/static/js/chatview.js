@@ -35,11 +35,12 @@
             '&username=' + encodeURIComponent(username || ''));
     }
 
-    // How long a removed member stays out: the server's setting when it says, else its default.
+    // How long a removed member stays out: what the server says (the refusal's retry_after, or
+    // its kick_ban limit), else its default.
     function removedMessage(retryAfter) {
         var seconds = retryAfter || Number(((room && room.limits) || saved.limits || {}).kick_ban) || 0;
         if (seconds > 0) {
-            return 'The host removed you from this room. You may join it again in ' + dom.formatDuration(seconds) + '.';
+            return 'The host removed you from this room. You may join it again in ' + dom.formatWait(seconds) + '.';
         }
         return 'The host removed you from this room. You may join it again once the host\'s ban ends ' +
             '(10 minutes, unless this server is set otherwise).';
@@ -194,30 +195,38 @@
             (v.reason ? ': ' + v.reason : '') + '.'}));
     }
 
+    // An item: name, "(you)", "(host)" when it is, the key fingerprint, and for the host a
+    // Remove button. Nothing hidden stays in it, so its text is what it shows.
     function memberItem(user) {
-        var li = dom.el('li', {'data-user': user}), remove;
+        var li = dom.el('li', {'data-user': user});
         li.appendChild(dom.el('span', {className: 'name', text: user}));
         if (user === saved.username) {
             li.className = 'me';
             li.appendChild(dom.el('span', {className: 'hint', text: ' (you)'}));
         }
-        li.appendChild(dom.el('span', {className: 'host-badge', text: ' (host)', hidden: ''}));
-        li.appendChild(dom.el('span', {className: 'sr-only', text: ' key fingerprint: '}));
-        li.appendChild(dom.el('code', {className: 'fingerprint', text: ''}));
-        if (user !== saved.username) {
-            remove = dom.el('button', {type: 'button', className: 'remove-member ghost small', 'aria-label': 'Remove ' + user,
-                text: 'Remove', hidden: ''});
-            dom.on(remove, 'click', function () {
-                removeMember(user, remove);
-            });
-            li.appendChild(remove);
-        }
+        li.appendChild(dom.el('span', {className: 'host-badge'}));
+        li.appendChild(dom.el('span', {className: 'fp-label sr-only'}));
+        li.appendChild(dom.el('code', {className: 'fingerprint'}));
         return li;
+    }
+
+    function setRemoveButton(li, user, wanted) {
+        var button = li.querySelector('button.remove-member');
+        if (wanted && !button) {
+            button = dom.el('button', {type: 'button', className: 'remove-member ghost small',
+                'aria-label': 'Remove ' + user, text: 'Remove'});
+            dom.on(button, 'click', function () {
+                removeMember(user, button);
+            });
+            li.appendChild(button);
+        } else if (!wanted && button) {
+            li.removeChild(button);
+        }
     }
 
     // Updates the list in place (a focused Remove button keeps its focus while others change).
     function renderMembers() {
-        var ul = dom.byId('member-list'), items = {}, i, li, user, isHost, fp, button, kids = ul.childNodes,
+        var ul = dom.byId('member-list'), items = {}, i, li, user, isHost, fp, kids = ul.childNodes,
             order = [], inOrder = true;
         for (i = kids.length - 1; i >= 0; i--) {
             user = kids[i].getAttribute('data-user');
@@ -246,14 +255,12 @@
             } else {
                 li.removeAttribute('data-host');
             }
-            dom.show(li.querySelector('.host-badge'), isHost);
+            dom.setText(li.querySelector('.host-badge'), isHost ? ' (host)' : '');
             fp = roster.fingerprints[user] || '';
+            dom.setText(li.querySelector('.fp-label'), fp ? ' key fingerprint: ' : '');
             dom.setText(li.querySelector('.fingerprint'), fp);
             li.setAttribute('data-fingerprint', fp);
-            button = li.querySelector('button.remove-member');
-            if (button) {
-                dom.show(button, roster.host === saved.username && !leaving);
-            }
+            setRemoveButton(li, user, user !== saved.username && roster.host === saved.username && !leaving);
         }
         dom.setText(dom.byId('member-count'), String(roster.members.length));
     }

@@ -135,6 +135,12 @@
         return m + (m === 1 ? ' minute' : ' minutes');
     }
 
+    // A wait exactly, for someone who has to wait it out: "20 seconds", "10 minutes (600 seconds)".
+    function formatWait(seconds) {
+        var s = Math.max(0, Math.ceil(seconds));
+        return s < 60 ? formatDuration(s) : formatDuration(s) + ' (' + s + ' seconds)';
+    }
+
     function indexOf(list, item) {
         var i;
         for (i = 0; list && i < list.length; i++) {
@@ -219,6 +225,7 @@
         cookie: cookie,
         formatBytes: formatBytes,
         formatDuration: formatDuration,
+        formatWait: formatWait,
         formatTime: formatTime,
         indexOf: indexOf,
         debounce: debounce,

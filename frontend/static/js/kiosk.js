@@ -222,7 +222,7 @@
     function removedMessage(retryAfter) {
         var seconds = retryAfter || Number(((room && room.limits) || saved.limits || {}).kick_ban) || 0;
         return 'The host removed you from this room. This kiosk may join it again ' + (seconds > 0 ?
-            'in ' + dom.formatDuration(seconds) + '.' : 'once the host\'s ban ends (10 minutes, unless this server ' +
+            'in ' + dom.formatWait(seconds) + '.' : 'once the host\'s ban ends (10 minutes, unless this server ' +
             'is set otherwise).');
     }
 
