@@ -117,8 +117,11 @@ def fails_with_one_line(proc: subprocess.Popen, timeout: float = 30) -> str:
 
 
 def test_server_starts_and_serves_healthz(server):
-    assert health(server) == {"status": "ok", "rooms": 0, "sessions": 0,
-                              "transports": {"ws": 0, "poll": 0, "detached": 0}, "waiting_polls": 0}
+    body = health(server)
+    assert {k: body[k] for k in ("status", "rooms", "sessions", "transports", "waiting_polls")} == {
+        "status": "ok", "rooms": 0, "sessions": 0, "transports": {"ws": 0, "poll": 0, "detached": 0},
+        "waiting_polls": 0}
+    assert body["connections"]["open"] >= 1 and body["connections"]["refused"] == 0  # counts only, no names
 
 
 def test_help_lists_the_flags():
