@@ -20,10 +20,10 @@ PAGE_SCRIPTS = {
     "index": ("js/forms.js",),
     "create": ("js/sealcrypto.js", "js/passwords.js", "js/forms.js"),
     "login": ("js/sealcrypto.js", "js/forms.js"),
-    "chat": (NACL_SCRIPT, "js/sealcrypto.js", "js/transport.js", "js/room.js", "js/emoji.js", "js/alerts.js",
-             "js/chatview.js", "js/joincode.js", "js/idle.js"),
-    "kiosk": (NACL_SCRIPT, "js/sealcrypto.js", "js/transport.js", "js/room.js", "js/joincode.js",
-              "js/wakelock.js", "js/kiosk.js"),
+    "chat": (NACL_SCRIPT, "js/sealcrypto.js", "js/transport.js", "js/epochs.js", "js/room.js", "js/emoji.js",
+             "js/alerts.js", "js/chatview.js", "js/joincode.js", "js/idle.js"),
+    "kiosk": (NACL_SCRIPT, "js/sealcrypto.js", "js/transport.js", "js/epochs.js", "js/room.js",
+              "js/joincode.js", "js/wakelock.js", "js/kiosk.js"),
 }
 
 

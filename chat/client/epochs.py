@@ -66,6 +66,7 @@ class EpochKeeper:
         self._regrant: List[str] = []           # host: members to re-grant the current epoch to
         self._retire: Dict[int, float] = {}     # epoch -> when its key is erased
         self._unusable_since: Optional[float] = None
+        self._asked_again = False  # we repeated our announcement: the host may re-grant the key we hold
         # Announcements from a reconnect's welcome that differ from a pinned key: taken once the
         # replay shows that member leaving and coming back (or a gap hides it), else reported.
         self._stash: Dict[str, crypto.Announcement] = {}
@@ -199,7 +200,10 @@ class EpochKeeper:
         except crypto.ProtocolError as exc:
             return self._bad_grant(sender, str(exc))
         if g.epoch <= self.highest_accepted:
+            if self._asked_again and g.epoch == self.highest_accepted and self.epochs.get(g.epoch) == g.key:
+                return  # the host's answer to our repeated announcement: the key we hold, nothing new
             return self._bad_grant(sender, f"epoch {g.epoch} is not newer than epoch {self.highest_accepted}")
+        self._asked_again = False
         self._install(Epoch(g.epoch, g.at, tuple(g.members), sender), g.key)
 
     def saw_epoch(self, epoch: int) -> None:
@@ -239,6 +243,7 @@ class EpochKeeper:
             self._events.append({"type": "no_key"})
             if self._own_wire is not None:
                 self._frames.append(dict(self._own_wire, type="announce"))
+                self._asked_again = True
 
     def _rekey(self, cursor: int) -> None:
         """Draw epoch highest+1 for the host and every present member with an accepted announcement."""
