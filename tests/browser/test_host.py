@@ -68,9 +68,8 @@ def expect_lock_state(page: Page, locked: bool, selector: str = "#room-lock-stat
         expect(node).not_to_contain_text(re.compile(r"(?<!un)locked\b", re.I))
 
 
-def expect_removed_to_join_page(page: Page, room: str, user: str) -> str:
-    """A removed page lands on the join page for the same room and name, saying the host removed
-    it; returns what it says."""
+def expect_removed_to_join_page(page: Page, room: str, user: str) -> None:
+    """A removed page lands on the join page for the same room and name, saying the host removed it."""
     page.wait_for_url("**/login?**")
     flash = page.locator("#flash")
     expect(flash).to_be_visible()
@@ -80,7 +79,6 @@ def expect_removed_to_join_page(page: Page, room: str, user: str) -> str:
     expect(page.locator("#username")).to_have_value(user)
     assert page.evaluate("sessionStorage.getItem('sealchat.session')") is None
     expect(page.locator("#messages li")).to_have_count(0)
-    return flash.text_content() or ""
 
 
 def banned_sentence(message: str) -> re.Pattern:
@@ -181,7 +179,7 @@ def test_host_removes_locks_unlocks_and_hands_over(pages, host_server, host, bac
 
         # The new host removes a page: it lands on the join page and cannot rejoin yet.
         remove_member(ben, "cara")
-        told = expect_removed_to_join_page(cara, room, "cara")
+        expect_removed_to_join_page(cara, room, "cara")
         expect(ben.locator("#messages li.event.removed").filter(has_text="cara")).to_have_count(1)
         quin.wait_for(lambda ev: ev.get("type") == "removed" and ev.get("user") == "cara"
                       and ev.get("by") == "ben")
@@ -209,9 +207,6 @@ def test_host_removes_locks_unlocks_and_hands_over(pages, host_server, host, bac
         assert texts_from(back, "ben", 1) == ["hello again pat"]
         assert texts_from(rex, "ben", 1) == ["hello again pat"]
         expect(ben.locator("#messages li.msg.forged, #messages li.bad")).to_have_count(0)
-        # The removed page said for how long it stays out: this server's ban, not another.
-        wait = re.search(r"(\d+) seconds?\b", told)
-        assert wait and 0 < int(wait.group(1)) <= BAN, told
     finally:
         for member in members:
             member.close()
