@@ -292,8 +292,13 @@ class RoomTable:
     def _ended(self, room: Optional[Room], session_id: str, ref: Optional[str] = None) -> ChatError:
         """Why a session is not live: removed by the host (while its ban lasts), or just ended."""
         if room is not None and room.removed.get(session_id, 0.0) > self.clock():
-            return ChatError("removed", _REMOVED, ref=ref)
+            return self._removed(room.removed[session_id] - self.clock(), ref)
         return ChatError("session_ended", _ENDED, ref=ref)
+
+    def _removed(self, left: float, ref: Optional[str] = None) -> ChatError:
+        """The removed member is told how long its ban lasts, so its page can say when to come back."""
+        ban = self.settings.kick_ban
+        return ChatError("removed", _REMOVED, retry_after=math.ceil(min(left, ban)) if ban > 0 else None, ref=ref)
 
     def check_live(self, session: Session, ref: Optional[str] = None) -> Room:
         """The session's room, or the typed refusal a session that has ended gets."""
@@ -377,7 +382,7 @@ class RoomTable:
         if conn is not None:
             room.hub.detach(session.session_id, conn)
             if reason == "kicked":
-                conn.end(CLOSE_REMOVED, "removed by the host", ChatError("removed", _REMOVED))
+                conn.end(CLOSE_REMOVED, "removed by the host", self._removed(self.settings.kick_ban))
             else:
                 conn.end(CLOSE_ENDED, "session ended")
         room.hub.wake()
