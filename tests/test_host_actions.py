@@ -68,12 +68,13 @@ async def test_a_kick_ends_the_member_s_websocket_at_once_and_tells_everyone(wir
     await a_sock.send({"type": "kick", "user": "BOB"})  # names compare as at join
     frames, code = await b_sock.closed()
     assert frames[-1]["type"] == "error" and frames[-1]["code"] == "removed" and code == 4003
+    assert frames[-1]["retry_after"] == 600  # the page can say when bob may come back (--kick-ban)
     for sock in (a_sock, c_sock):
         left = await sock.next("left")
         assert left == {"seq": left["seq"], "type": "left", "user": "bob", "reason": "kicked", "by": "alice"}
     # The removed session's token is refused as removed, on every transport, while the ban lasts.
     err = await refused(bob.poll(bob.info["cursor"]))
-    assert (err.status, err.code) == (401, "removed")
+    assert (err.status, err.code) == (401, "removed") and 0 < err.body["retry_after"] <= 600
     err = await refused(bob.send({"type": "ping"}))
     assert err.code == "removed"
     again, first = await bob.ws()
