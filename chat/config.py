@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "publishes drops its own oldest events first")
     lim.add_argument("--output-budget", type=_positive_int, default=d.output_budget,
                      help="most bytes queued to clients (WebSocket frames and long-poll answers) by all "
-                          "connections together; a quarter of it (up to 16 MiB) per WebSocket, a quarter per address, a "
+                          "connections together; a quarter of it (up to 16 MiB) per WebSocket, a quarter per "
+                          "address, a "
                           "sixteenth (up to 1 MiB) per long-poll answer; over it, the readers furthest "
                           "behind are cut off and new long-poll answers refused for a moment")
     tim.add_argument("--idle-timeout", type=_non_negative_float, default=d.idle_timeout,

@@ -5,7 +5,6 @@ import functools
 import ipaddress
 import json
 import re
-import sys
 from asyncio import Future
 from types import TracebackType
 from typing import Any, Optional, Type, Union

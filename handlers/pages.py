@@ -36,7 +36,7 @@ class PageHandler(BaseHandler):
         return self.settings["assets"]
 
     def render_page(self, **kwargs: Any) -> None:
-        self.xsrf_token  # sets the _xsrf cookie the JSON API needs
+        self.xsrf_token  # noqa: B018  (reading it sets the _xsrf cookie the JSON API needs)
         assets = self.assets
         scripts = [(assets.url(n), assets.integrity(n)) for n in COMMON_SCRIPTS + PAGE_SCRIPTS[self.page]]
         self.render(self.template, page=self.page, assets=assets, scripts=scripts,

@@ -4,13 +4,14 @@ from __future__ import annotations
 import itertools
 import json
 import pathlib
-from typing import TYPE_CHECKING, Callable, List
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import pytest
 
 from chat.app import make_app
 from chat.config import Settings
 
+from . import rawhttp
 from .wire import Wire
 
 if TYPE_CHECKING:
@@ -94,3 +95,18 @@ def make_client(server_url: str) -> Callable[..., "RoomClient"]:
             client.transport._closing = True
             if client.transport._task is not None:
                 client.transport._task.cancel()
+
+
+@pytest.fixture
+def raw(server_url: str):
+    """Raw(address=None) -> an HTTP identity from its own loopback address."""
+    made: List[rawhttp.Raw] = []
+
+    def factory(address: Optional[str] = None) -> rawhttp.Raw:
+        api = rawhttp.Raw(server_url, address or next_address(), request_timeout=10)
+        made.append(api)
+        return api
+
+    yield factory
+    for api in made:
+        api.close()

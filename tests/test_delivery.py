@@ -159,7 +159,8 @@ async def test_last_member_vanishing_tears_the_room_down(make_client, server_url
 async def test_disconnecting_polls_leave_no_waiters(make_client, server_url):
     (alice,) = await room_of(make_client, "Waiters", {"alice": "ws"})
     bob, api = await hand_polled(make_client, server_url, "waiters", "bob")
-    aborted = [asyncio.ensure_future(api.call("/api/poll/events", "POST", {"cursor": bob.cursor}, timeout=0.3)) for _ in range(5)]
+    aborted = [asyncio.ensure_future(api.call("/api/poll/events", "POST", {"cursor": bob.cursor}, timeout=0.3))
+               for _ in range(5)]
     waiting = []
     for _ in range(20):
         waiting.append((await health(server_url))["waiting_polls"])

@@ -24,7 +24,7 @@ from chat.errors import STATUS
 
 from .conftest import FAST_ITER, next_address
 from .common import settled
-from .test_security_http import SALT, Raw, raw, verifier  # noqa: F401  (raw is a fixture)
+from .rawhttp import SALT, Raw, verifier
 
 FRAME_CODES = {"bad_json", "bad_frame", "unknown_type", "too_large"}
 Payload = Union[str, bytes]
@@ -207,7 +207,7 @@ async def fuzz_websocket(api: Raw, rng: random.Random, frames: int) -> int:
         payloads = [malformed_frame(rng, i) for i in range(batch, min(frames, batch + 50))]
         for p in payloads:
             await conn.write_message(p, binary=isinstance(p, bytes))
-        for p in payloads:
+        for _ in payloads:
             reply = json.loads(await asyncio.wait_for(conn.read_message(), 10))
             check_error(reply)
         sent += len(payloads)
@@ -265,7 +265,8 @@ def api_bodies(rng: random.Random) -> Tuple[str, bytes]:
             key = "kdf"
         return "/api/rooms", json.dumps({k: v for k, v in create.items() if k != key}).encode()
     if choice == 2:
-        join = {"room": rng.choice(["no such room here", "", "x" * 70, None, 3]), "username": rng.choice(["u", "", None]),
+        join = {"room": rng.choice(["no such room here", "", "x" * 70, None, 3]),
+                "username": rng.choice(["u", "", None]),
                 "auth_key": rng.choice([b64u(auth), "", "A", None, b64u(b"\0" * 31)])}
         return "/api/join", json.dumps(join).encode()
     if choice == 3:
@@ -345,7 +346,8 @@ async def test_live_fuzz_keeps_server_up_and_room_intact(settings, raw, make_cli
     health = await raw().call("/healthz")
     assert health["status"] == "ok"
     # The fuzzers' rooms hold their one creator each; no malformed input made a member or a room.
-    assert all(len(room.members) <= 1 for room in table.rooms.values()), {r: len(v.members) for r, v in table.rooms.items()}
+    assert all(len(room.members) <= 1 for room in table.rooms.values()), {
+        r: len(v.members) for r, v in table.rooms.items()}
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -362,7 +364,8 @@ async def test_oversized_frames_are_refused_and_the_room_goes_on(settings, raw, 
     await conn.write_message(big)
     reply = json.loads(await conn.read_message())
     assert reply["code"] == "too_large"
-    chunk = {"type": "chunk", "ref": "c", "file": b64u(b"\0" * 16), "i": 0, "n": 1, "c": "A" * (4 * (262144 + 17) // 3 + 4)}
+    chunk = {"type": "chunk", "ref": "c", "file": b64u(b"\0" * 16), "i": 0, "n": 1,
+             "c": "A" * (4 * (262144 + 17) // 3 + 4)}
     await conn.write_message(json.dumps(chunk))
     assert json.loads(await conn.read_message())["code"] == "too_large"
     # Beyond the transport limit the connection is closed (1009), not the server.

@@ -200,7 +200,8 @@ async def test_when_the_host_leaves_the_next_member_is_host_and_can_act(wire) ->
     await alice.send({"type": "lock"})
     await alice.call("/api/leave", "POST", {})
     events = await types_polled(carol, carol.info["cursor"])
-    assert events[-3:] == [("locked", None, None, "alice"), ("left", "alice", "leave", None), ("host", "bob", None, None)]
+    assert events[-3:] == [("locked", None, None, "alice"), ("left", "alice", "leave", None),
+                           ("host", "bob", None, None)]
     sock, welcome = await carol.ws()
     assert welcome["host"] == "bob" and welcome["locked"] is True  # the lock outlives its host
     assert (await refused(carol.send({"type": "kick", "user": "dave"}))).code == "not_host"

@@ -90,7 +90,8 @@ TAKEN = {
     "mary": ["rnary"],                             # r n for m
     "bob": ["b0b", "BOB"],
     "stra\u00dfe": ["STRASSE", "Strasse"],
-    "\u0391\u03bb\u03ad\u03be\u03b1\u03bd\u03b4\u03c1\u03bf\u03c2": ["\u0391\u039b\u0388\u039e\u0391\u039d\u0394\u03a1\u039f\u03a3"],
+    "\u0391\u03bb\u03ad\u03be\u03b1\u03bd\u03b4\u03c1\u03bf\u03c2": [
+        "\u0391\u039b\u0388\u039e\u0391\u039d\u0394\u03a1\u039f\u03a3"],
 }
 
 

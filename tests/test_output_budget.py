@@ -95,7 +95,7 @@ def _stalled_poll(wire_client: Wire, port: int, cursor: int) -> socket.socket:
 async def test_stalled_poll_answers_beyond_the_budget_are_refused_then_dropped(wire, table, http_port) -> None:
     alice, bob = await room_with(wire, "Stalled Polls", "alice", "bob")
     out = table.output
-    for i in range(12):  # ~480 KiB in the room's buffer: every answer from 0 is a full one
+    for _ in range(12):  # ~480 KiB in the room's buffer: every answer from 0 is a full one
         await alice.send(msg_frame(size=30_000))
     sockets = []
     try:

@@ -96,7 +96,7 @@ def test_refusals_are_typed(table, keys):
         args = dict(name="other", username="a", address="10.0.0.9", salt=SALT, kdf="pbkdf2-sha256",
                     iterations=100_000, verifier=crypto.b64u(keys.verifier))
         args.update(change)
-        assert code_of(lambda: table.create(**args)) in ("bad_credentials", "bad_iterations")
+        assert code_of(lambda args=args: table.create(**args)) in ("bad_credentials", "bad_iterations")
 
 
 def test_shared_address_allowed_when_relaxed(clock, keys):

@@ -1,6 +1,7 @@
 """The client address: the socket peer, or X-Forwarded-For only as vouched for by trusted proxies."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -16,7 +17,7 @@ from chat.config import Rate, Settings
 from chat.errors import ChatError
 from chat.rooms import RoomTable
 
-from .test_security_http import b64u, raw, security_lines, verifier  # noqa: F401  (raw is a fixture)
+from .rawhttp import b64u, security_lines, verifier
 
 NET = ipaddress.ip_network
 PROXIES = (NET("10.0.0.0/8"), NET("fd00::/8"))
@@ -92,7 +93,7 @@ def test_per_address_throttles_count_one_ipv6_slash_64_as_one_address() -> None:
                                          check)) == "rate_limited"
     for n in (4, 5):  # each guess from a fresh address of the same /64
         guess = b64u(os.urandom(32))
-        assert _refused(lambda n=n: table.join("V6", f"m{n}", f"2001:db8:aa::{n}", guess)) == "wrong_password"
+        assert _refused(functools.partial(table.join, "V6", f"m{n}", f"2001:db8:aa::{n}", guess)) == "wrong_password"
     assert _refused(lambda: table.join("V6", "m", "2001:db8:aa:0:1::6", b64u(os.urandom(32)))) == "rate_limited"
     table.connections.take("2001:db8:aa::7")
     table.connections.take("2001:db8:aa::8")

@@ -14,7 +14,7 @@ from tornado.websocket import websocket_connect
 from chat.client.errors import ServerRefused
 from chat.config import Rate
 
-from .test_security_http import WS_UPGRADE, Raw, error_of, raw, security_lines  # noqa: F401  (raw is a fixture)
+from .rawhttp import WS_UPGRADE, error_of, security_lines
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from tornado.websocket import websocket_connect
 
 from chat.client.errors import ServerRefused
 
-from .test_security_http import Raw, error_of, raw, security_lines  # noqa: F401  (raw is a fixture)
+from .rawhttp import Raw, error_of, security_lines
 
 
 def _unb64u(text: str) -> bytes:

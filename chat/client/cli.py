@@ -23,7 +23,8 @@ from .room import RoomClient
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sealchat", allow_abbrev=False, description="Sealchat command-line client (end-to-end encrypted).")
+    p = argparse.ArgumentParser(prog="sealchat", allow_abbrev=False,
+                                description="Sealchat command-line client (end-to-end encrypted).")
     p.add_argument("--server", required=True, help="server URL, e.g. http://192.168.1.10:8888")
     p.add_argument("--room", required=True)
     p.add_argument("--user", required=True)

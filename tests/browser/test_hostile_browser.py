@@ -256,8 +256,9 @@ def test_forged_replayed_and_reordered_grants_are_refused(pages, make_room, host
         "named for the page, wrapped for carol": grant_event("alice", crypto.seal_grant(
             keys, host_keys, "alice", crypto.Announcement(PAGE_USER, car.dh_pk, car.sig_pk, 0, {}),
             e + 1, at, members, k)),
-        "re-wrapped by the server": grant_event("alice", dict(genuine_grant, c=crypto.b64u(AESGCM(os.urandom(32)).encrypt(
-            crypto.unb64u(genuine_grant["n"]), os.urandom(32), genuine_grant["g"].encode("ascii"))))),
+        "re-wrapped by the server": grant_event("alice", dict(genuine_grant, c=crypto.b64u(
+            AESGCM(os.urandom(32)).encrypt(crypto.unb64u(genuine_grant["n"]), os.urandom(32),
+                                           genuine_grant["g"].encode("ascii"))))),
         "signature dropped": {k2: v for k2, v in grant_event("alice", genuine_grant).items() if k2 != "s"},
         "the page's first grant again": first_grant,
     }

@@ -12,7 +12,7 @@ import itertools
 import json
 import struct
 import unicodedata
-from typing import Dict, Iterable, List, Set, Tuple
+from typing import Dict, Iterable, Set
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -138,7 +138,7 @@ async def test_recording_and_password_open_no_envelope_chunk_or_grant(proxy, mem
         for name, key in message_keys(base, room_id, epochs).items():
             assert not opens(key, n, c, h.encode("ascii")), f"{name} opens {sender}'s envelope"
             tried += 1
-        for name, key in base.items():  # and through the client's own code, as an epoch key
+        for key in base.values():  # and through the client's own code, as an epoch key
             with pytest.raises(crypto.ProtocolError):
                 crypto.open_envelope(room_id, env, sender, alice.client.announcements.get(sender)
                                      or carol.client.announcements.get(sender), {header["epoch"]: key})
