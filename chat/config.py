@@ -42,6 +42,17 @@ def parse_rate(text: str) -> Rate:
     return Rate(count, seconds)
 
 
+DEFAULT_ROOMS_PER_ADDRESS = 10
+DEFAULT_SESSIONS_PER_ADDRESS = 50
+
+
+def _per_address(value: Optional[int], default: int, shared: bool) -> int:
+    """A per-address cap as set, or its default: none where one address is declared to be many people."""
+    if value is not None:
+        return value
+    return 0 if shared else default
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "0.0.0.0"
@@ -58,6 +69,10 @@ class Settings:
     max_rooms: int = 1000
     max_sessions: int = 20000
     max_members: int = 200
+    # Live rooms created by, and live sessions of, one address (an IPv6 /64); None: the default
+    # (DEFAULT_ROOMS_PER_ADDRESS, DEFAULT_SESSIONS_PER_ADDRESS; no cap with --allow-shared-address); 0: no cap.
+    max_rooms_per_address: Optional[int] = None
+    max_sessions_per_address: Optional[int] = None
     max_file_bytes: int = 5 * 1024 * 1024
     max_text_bytes: int = 64 * 1024
     max_frame_bytes: int = 512 * 1024
@@ -72,6 +87,7 @@ class Settings:
     output_budget: int = 64 * 1024 * 1024  # bytes queued to all clients together (chat/output.py)
     idle_timeout: float = 600.0  # browser pages leave the room after this long without input; 0: never
     kick_ban: float = 600.0  # a member the host removed stays out (name and address) this long; 0: not at all
+    invite_ttl: float = 600.0  # a member's single-use invite is valid this long
     # throttles
     join_failures: Rate = field(default_factory=lambda: Rate(5, 660))
     room_join_failures: Rate = field(default_factory=lambda: Rate(30, 660))
@@ -85,6 +101,16 @@ class Settings:
     @property
     def tls(self) -> bool:
         return bool(self.certfile or self.self_signed)
+
+    @property
+    def rooms_per_address(self) -> int:
+        """The cap on live rooms one address created, in force; 0: none."""
+        return _per_address(self.max_rooms_per_address, DEFAULT_ROOMS_PER_ADDRESS, self.allow_shared_address)
+
+    @property
+    def sessions_per_address(self) -> int:
+        """The cap on live sessions of one address, in force; 0: none."""
+        return _per_address(self.max_sessions_per_address, DEFAULT_SESSIONS_PER_ADDRESS, self.allow_shared_address)
 
     @property
     def max_body_bytes(self) -> int:
@@ -149,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms)
     lim.add_argument("--max-sessions", type=_positive_int, default=d.max_sessions)
     lim.add_argument("--max-members", type=_positive_int, default=d.max_members, help="members per room")
+    lim.add_argument("--max-rooms-per-address", type=_non_negative_int, default=None, metavar="N",
+                     help=f"live rooms one client address (IPv6: one /64) may have created (default "
+                          f"{DEFAULT_ROOMS_PER_ADDRESS}; no cap with --allow-shared-address unless set); 0: no cap")
+    lim.add_argument("--max-sessions-per-address", type=_non_negative_int, default=None, metavar="N",
+                     help=f"live sessions of one client address (IPv6: one /64), all rooms together (default "
+                          f"{DEFAULT_SESSIONS_PER_ADDRESS}; no cap with --allow-shared-address unless set); 0: no cap")
     lim.add_argument("--max-connections", type=_non_negative_int, default=d.max_connections,
                      help="open TCP connections in total; 0 takes the open-files limit less a reserve")
     lim.add_argument("--max-connections-per-address", type=_non_negative_int,
@@ -189,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a member the host removed may not rejoin the room under that username, nor "
                           "from that address (an IPv6 /64; username only with --allow-shared-address), "
                           "for this long; 0 lets them rejoin at once")
+    tim.add_argument("--invite-ttl", type=_positive_float, default=d.invite_ttl,
+                     help="a member's single-use invite (it lets its holder past the room's failed-join "
+                          "limit) is valid this long")
     thr = p.add_argument_group("throttles (N/SECONDS)")
     thr.add_argument("--join-failures", type=parse_rate, default=d.join_failures,
                      help="failed joins allowed per client address")

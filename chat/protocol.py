@@ -188,7 +188,7 @@ def _check_bare(obj: dict, limits: FrameLimits, ref: Optional[str]) -> dict:
 
 _CHECKS = {"hello": _check_hello, "msg": _check_msg, "chunk": _check_chunk, "announce": _check_announce,
            "grant": _check_grant, "kick": _check_kick, "lock": _check_bare, "unlock": _check_bare,
-           "leave": _check_bare, "ping": _check_bare}
+           "leave": _check_bare, "ping": _check_bare, "invite": _check_bare}
 
 
 def parse_frame(data: Union[str, bytes], limits: FrameLimits) -> Frame:

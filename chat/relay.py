@@ -44,6 +44,8 @@ def dispatch(table: RoomTable, session: Session, frame: Frame) -> Optional[dict]
         table.grant(session, fields["grants"], ref)
     elif kind == "kick":
         table.kick(session, fields["user"], ref)
+    elif kind == "invite":
+        return table.invite(session, ref)
     elif kind in ("lock", "unlock"):
         table.set_locked(session, kind == "lock", ref)
     else:  # the schema knows a type this dispatch does not: a server bug, refused rather than relayed

@@ -1,24 +1,21 @@
-"""RoomTable: the one in-process table of rooms, their members and their credentials.
+"""RoomTable: the one in-process table of rooms, their members and their sessions.
 
-It enforces one session per client address per room, checks join verifiers in constant time,
-validates session tokens, enforces the host's actions (grants, removal, lock), and deletes
-everything of a room (its bans and lock included) when its last member leaves.
+It validates session tokens, enforces the host's actions (grants, removal, lock), and deletes
+everything of a room (its bans, lock and invites included) when its last member leaves. Who may
+enter, and at what cost (throttles, verifier and join-code checks, bans, per-address caps,
+invites), is decided by its Admission (chat/admission.py).
 """
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import hmac
 import math
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import names
-from .addresses import throttle_key
+from .admission import Admission, Invite, decode_b64u, verifier_for
 from .config import Settings
 from .errors import ChatError
 from .hub import BufferBudget, BufferLimits, Gap, Hub
@@ -32,28 +29,11 @@ from .sessions import Claims, TokenSigner, new_session_id
 if TYPE_CHECKING:
     from .pollwait import PollWait
 
+__all__ = ["CLOSE_ENDED", "CLOSE_REMOVED", "Room", "RoomTable", "Session", "decode_b64u", "verifier_for"]
+
 _ENDED = "This session has ended; join the room again."
 _REMOVED = "The room's host removed you from this room."
 CLOSE_ENDED, CLOSE_REMOVED = 4002, 4003
-
-_B64U = re.compile(r"^[A-Za-z0-9_-]*$")
-
-
-def decode_b64u(value: object, length: int, what: str) -> bytes:
-    """Decode a base64url field of an exact byte length or refuse it as bad_credentials."""
-    if not isinstance(value, str) or not _B64U.match(value) or len(value) > 4 * length:
-        raise ChatError("bad_credentials", f"The {what} is not base64url.")
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        raise ChatError("bad_credentials", f"The {what} is not base64url.") from None
-    if len(raw) != length:
-        raise ChatError("bad_credentials", f"The {what} must be {length} bytes.")
-    return raw
-
-
-def verifier_for(auth_key: bytes) -> bytes:
-    return hashlib.sha256(b"sealchat/v1/verifier\0" + auth_key).digest()
 
 
 def _b64u(raw: bytes) -> str:
@@ -108,6 +88,9 @@ class Room:
     # Session ids the host removed: their requests are told `removed` (not `session_ended`) for
     # the ban, and at least the presence timeout, so a poll in flight learns why it ended.
     removed: Dict[str, float] = field(default_factory=dict)
+    # The throttle key (an IPv6 /64) of the address that created the room, counted against its
+    # --max-rooms-per-address while the room lives.
+    creator: Optional[str] = None
 
     def usernames(self) -> List[str]:
         return [s.username for s in self.members.values()]
@@ -140,15 +123,42 @@ class RoomTable:
         self._buffer = BufferLimits(settings.buffer_seconds, settings.buffer_events, settings.buffer_bytes)
         self.budget = BufferBudget(settings.buffer_total_bytes)
         self.output = OutputBudget.from_settings(settings)  # what is queued to clients
-        s = settings
-        # Per-address throttles key an IPv6 client by its /64, which one subscriber usually holds whole.
-        self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock,
-                                                 key=throttle_key)
-        self.join_failures_by_room = Throttle(s.room_join_failures, "failed joins for this room", clock)
-        self.creations = Throttle(s.create_rate, "rooms created from your address", clock, key=throttle_key)
-        self.connections = Throttle(s.connect_rate, "new connections from your address", clock, key=throttle_key)
-        self.frames = Throttle(s.frame_rate, "messages", clock)
-        self.bytes = Throttle(s.byte_rate, "bytes sent", clock)
+        self.admission = Admission(settings, clock)  # who may enter (chat/admission.py)
+        self.frames = Throttle(settings.frame_rate, "messages", clock)
+        self.bytes = Throttle(settings.byte_rate, "bytes sent", clock)
+
+    # The admission throttles, reachable here as they always were (handlers, tests, tools).
+    @property
+    def join_failures_by_address(self) -> Throttle:
+        return self.admission.join_failures_by_address
+
+    @join_failures_by_address.setter
+    def join_failures_by_address(self, throttle: Throttle) -> None:
+        self.admission.join_failures_by_address = throttle
+
+    @property
+    def join_failures_by_room(self) -> Throttle:
+        return self.admission.join_failures_by_room
+
+    @join_failures_by_room.setter
+    def join_failures_by_room(self, throttle: Throttle) -> None:
+        self.admission.join_failures_by_room = throttle
+
+    @property
+    def creations(self) -> Throttle:
+        return self.admission.creations
+
+    @creations.setter
+    def creations(self, throttle: Throttle) -> None:
+        self.admission.creations = throttle
+
+    @property
+    def connections(self) -> Throttle:
+        return self.admission.connections
+
+    @connections.setter
+    def connections(self, throttle: Throttle) -> None:
+        self.admission.connections = throttle
 
     # --- looking up -------------------------------------------------------------------
     def limits(self) -> dict:
@@ -182,7 +192,7 @@ class RoomTable:
     def create(self, name: object, username: object, address: str, salt: object, kdf: object,
                iterations: object, verifier: object, join_code: bool = False) -> Tuple[Session, str]:
         """Create a room with the creator as its first member; returns the session and token."""
-        self.creations.check(address)
+        self.admission.check_create(address)
         display = names.display_room_name(name)
         rid = names.room_id(name)
         user = names.username(username)
@@ -194,80 +204,33 @@ class RoomTable:
             raise ChatError("bad_iterations", f"Iterations must be between {MIN_ITER} and {MAX_ITER}.")
         if rid in self.rooms:
             raise ChatError("room_exists", "A room with this name exists; join it or pick another name.")
-        if len(self.rooms) >= self.settings.max_rooms:
-            raise ChatError("server_full", "This server holds as many rooms as it allows; try later.")
-        self._check_capacity()
-        self.creations.spend(address)
+        self.admission.check_new_room(rid, address, len(self.rooms), self.session_count)
         room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock, self.budget),
                     join_code=JoinCode() if join_code else None)
         self.rooms[rid] = room
+        self.admission.created(room, address)
         return self._admit(room, user, address)
 
     def join(self, name: object, username: object, address: str, auth_key: object,
-             join_code: object = None) -> Tuple[Session, str]:
-        """Admit a member who proves the password (and the join code, where the room has one)."""
+             join_code: object = None, invite: object = None) -> Tuple[Session, str]:
+        """Admit a member who proves the password (and the join code, where the room has one).
+
+        A live invite of this room lets the join past the room's failed-join throttle (not the
+        address's) and is spent when the join succeeds.
+        """
         rid = names.room_id(name)
         user = names.username(username)
         room = self.rooms.get(rid)
         if room is None:
             raise ChatError("room_not_found", "There is no room with this name; it may have closed.")
-        try:
-            self.join_failures_by_address.check(address)
-            self.join_failures_by_room.check(rid)
-        except ChatError as exc:
-            exc.room_id = rid  # type: ignore[attr-defined]  # named in the security log line
-            raise
-        key = decode_b64u(auth_key, 32, "auth key")
-        if not hmac.compare_digest(verifier_for(key), room.verifier):
-            self._failed_join(room, address, "wrong_password")
-            raise ChatError("wrong_password", "Wrong password for this room.")
-        if room.join_code is not None:
-            if join_code is None or join_code == "":
-                raise ChatError("join_code_required", "This room needs the current join code.")
-            if not room.join_code.verify(join_code):
-                self._failed_join(room, address, "wrong_join_code")
-                raise ChatError("wrong_join_code", "The join code is wrong or has expired.")
-        self._check_ban(room, user, address)
-        if room.locked:
-            raise ChatError("room_locked", "The room's host has locked this room; nobody new can join now.")
-        if names.username_key(user) in room.members:
-            raise ChatError("username_taken", "Someone in this room already uses this name.")
-        here = throttle_key(address)  # an IPv6 machine by its /64, like every per-address rule
-        if not self.settings.allow_shared_address and any(throttle_key(s.address) == here
-                                                          for s in room.members.values()):
-            raise ChatError("address_in_use", "This machine already has a session in this room; "
-                                              "use that tab, or leave it first.")
-        if len(room.members) >= self.settings.max_members:
-            raise ChatError("room_full", "This room has as many members as the server allows.")
-        self._check_capacity()
-        return self._admit(room, user, address)
+        admission = self.admission
+        inv = admission.check_join(room, address, invite)
+        admission.verify(room, address, auth_key, join_code, inv)
+        admission.check_entry(room, user, address)
+        admission.check_capacity(self.session_count, address, rid)
+        return self._admit(room, user, address, inv)
 
-    def _ban_keys(self, username_key: str, address: str) -> List[str]:
-        """What a removal keeps out: the username, and the address unless addresses are shared."""
-        out = ["user:" + username_key]
-        if not self.settings.allow_shared_address:
-            out.append("addr:" + throttle_key(address))
-        return out
-
-    def _check_ban(self, room: Room, user: str, address: str) -> None:
-        now = self.clock()
-        until = max((room.bans.get(k, 0.0) for k in self._ban_keys(names.username_key(user), address)), default=0.0)
-        if until > now:
-            wait = max(1, math.ceil(until - now))
-            record("banned", address, room.room_id)
-            raise ChatError("banned", f"The room's host removed you; you may join again in {wait} seconds.",
-                            retry_after=wait)
-
-    def _failed_join(self, room: Room, address: str, reason: str) -> None:
-        self.join_failures_by_address.spend(address)
-        self.join_failures_by_room.spend(room.room_id)
-        record(reason, address, room.room_id)
-
-    def _check_capacity(self) -> None:
-        if self.session_count >= self.settings.max_sessions:
-            raise ChatError("server_full", "This server holds as many sessions as it allows; try later.")
-
-    def _admit(self, room: Room, user: str, address: str) -> Tuple[Session, str]:
+    def _admit(self, room: Room, user: str, address: str, invite: Optional[Invite] = None) -> Tuple[Session, str]:
         now = self.clock()
         session = Session(new_session_id(), room.room_id, user, address, floor=0, last_seen=now)
         room.hub.publish({"type": "joined", "user": user})
@@ -276,6 +239,7 @@ class RoomTable:
         room.by_sid[session.session_id] = session
         room.hub.admit(session.session_id)
         self.session_count += 1
+        self.admission.admitted(session, invite)
         token = self.signer.issue(Claims(room.room_id, user, session.session_id), address)
         return session, token
 
@@ -361,6 +325,7 @@ class RoomTable:
         del room.members[session.key]
         del room.by_sid[session.session_id]
         self.session_count -= 1
+        self.admission.session_ended(session)
         self.frames.forget(session.session_id)
         self.bytes.forget(session.session_id)
         room.hub.forget(session.session_id)
@@ -374,7 +339,7 @@ class RoomTable:
                 room.hub.publish({"type": "host", "user": room.host.username})  # type: ignore[union-attr]
         else:
             del self.rooms[room.room_id]
-            self.join_failures_by_room.forget(room.room_id)  # a new room of this name starts afresh
+            self.admission.room_closed(room)  # a new room of this name starts afresh
             room.join_code = None
             room.bans.clear()
             room.removed.clear()
@@ -427,11 +392,16 @@ class RoomTable:
             raise ChatError("not_member", "There is no other member of this room by that name.", ref=ref)
         now, ban = self.clock(), self.settings.kick_ban
         if ban > 0:
-            for key in self._ban_keys(target.key, target.address):
+            for key in self.admission.ban_keys(target.key, target.address):
                 room.bans[key] = max(now + ban, room.bans.get(key, 0.0))
         # Its requests are told why for the ban, and at least as long as a poll may be in flight.
         room.removed[target.session_id] = now + max(ban, self.settings.presence_timeout)
         self.leave(target, "kicked", by=session.username)
+
+    def invite(self, session: Session, ref: Optional[str] = None) -> dict:
+        """A member mints a single-use invite; the reply (code and lifetime) is for it alone."""
+        room = self.check_live(session, ref)
+        return self.admission.mint(room, session, ref)
 
     def set_locked(self, session: Session, locked: bool, ref: Optional[str] = None) -> None:
         """The host locks (no new joins) or unlocks the room; a change is told to everyone."""
@@ -455,8 +425,8 @@ class RoomTable:
         for room in self.rooms.values():
             room.hub.trim(now)
             room.forget_expired(now)
-        for throttle in (self.join_failures_by_address, self.join_failures_by_room, self.creations,
-                         self.connections, self.frames, self.bytes):
+        self.admission.sweep()
+        for throttle in (self.frames, self.bytes):
             throttle.sweep()
 
     def stats(self) -> dict:

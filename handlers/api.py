@@ -31,7 +31,8 @@ class AdmissionHandler(BaseHandler):
 class CreateHandler(AdmissionHandler):
     def admit(self) -> None:
         super().admit()
-        self.rooms.creations.check(self.client_address)  # spent by create() when a room is made
+        # The creations throttle (spent by create() when a room is made) and the address's live rooms.
+        self.rooms.admission.check_create(self.client_address)
 
     def post(self) -> None:
         body = self.json_body()
@@ -52,8 +53,11 @@ class JoinHandler(AdmissionHandler):
     def post(self) -> None:
         body = self.json_body()
         address = self.client_address
+        invite = body.get("invite")
+        if invite is not None and not isinstance(invite, str):
+            raise ChatError("bad_frame", "Field 'invite' must be text.")
         session, token = self.rooms.join(body.get("room"), body.get("username"), address,
-                                         body.get("auth_key"), body.get("join_code"))
+                                         body.get("auth_key"), body.get("join_code"), invite)
         self.write_json(self.rooms.admitted(session, token))
 
 
