@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PBKDF2 iterations when creating (100000..10000000)")
     p.add_argument("--require-join-code", action="store_true", help="with --create: joiners need a TOTP code")
     p.add_argument("--join-code", help="the room's current join code")
+    p.add_argument("--invite", metavar="CODE",
+                   help="a member's single-use invite: admits you (with the right password) even while "
+                        "the room refuses joins because someone is guessing its password")
     p.add_argument("--source-address", help="local address to connect from (multi-homed hosts)")
     p.add_argument("--ca-file", help="CA or self-signed certificate to trust for https://")
     sub = p.add_subparsers(dest="command", required=True)
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--timeout", type=float, help="exit after this many seconds")
     li.add_argument("--save-dir", help="write received files here")
     sub.add_parser("chat", help="interactive: lines you type are sent; /kick NAME, /lock, /unlock (host), "
-                                "/safety, /quit")
+                                "/invite, /safety, /quit")
     return p
 
 
@@ -86,7 +89,7 @@ async def _enter(client: RoomClient, args: argparse.Namespace) -> None:
             _emit({"type": "join_code", "uri": info["join_code_info"]["uri"],
                    "code": info["join_code_info"]["code"]})
     else:
-        await client.join(args.join_code)
+        await client.join(args.join_code, args.invite)
 
 
 async def _wait_confirmed(client: RoomClient, msg_id: str, timeout: float = 30.0) -> None:
@@ -187,6 +190,8 @@ async def _command(client: RoomClient, text: str) -> bool:
             await client.lock()
         elif word == "/unlock":
             await client.unlock()
+        elif word == "/invite":
+            _emit(await client.invite())
         elif word == "/safety":
             code, members = client.safety()
             _emit({"type": "safety", "code": code})
@@ -194,9 +199,11 @@ async def _command(client: RoomClient, text: str) -> bool:
                 _emit({"type": "fingerprint", "user": user, "fingerprint": print_})
         else:
             _emit({"type": "error", "code": "unknown_command",
-                   "message": "Commands: /kick NAME, /lock, /unlock, /safety, /quit."})
+                   "message": "Commands: /kick NAME, /lock, /unlock, /invite, /safety, /quit."})
     except ServerRefused as exc:  # long-poll refusals come back here; WebSocket ones as events
         _emit({"type": "error", "code": exc.code, "message": exc.message})
+    except asyncio.TimeoutError:  # an invite whose reply never came
+        _emit({"type": "error", "code": "timeout", "message": "The server did not answer in time."})
     return True
 
 

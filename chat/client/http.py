@@ -89,6 +89,10 @@ class HttpApi:
     async def join(self, body: dict) -> dict:
         return await self.call("/api/join", "POST", body)
 
+    async def send_frame(self, frame: dict) -> dict:
+        """One frame over long-poll; the answer holds the server's reply to it, if any, as `reply`."""
+        return await self.call("/api/poll/send", "POST", frame)
+
     async def leave(self) -> dict:
         return await self.call("/api/leave", "POST", {})
 

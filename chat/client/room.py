@@ -88,7 +88,8 @@ class RoomClient:
     Events are dicts: text, file, joined, left, members, gap, error, transport, and from v2
     host {user}, rekey {epoch, by, members}, locked/unlocked {by}, removed {user, by} (a member
     the host removed; `user` is this member when it was the one), forged {from, reason},
-    undecryptable {from, reason}, bad_grant {from, reason}, key_changed {user}, no_key.
+    undecryptable {from, reason}, bad_grant {from, reason}, key_changed {user}, no_key, and
+    guessing {failures, retry_after} (failed joins pile up against the room: someone is guessing).
     Every room event is delivered once and in order: replays are dropped by sequence number and
     resent messages by message id.
 
@@ -131,6 +132,8 @@ class RoomClient:
         self._ended: Optional[BaseException] = None
         self._removed = False
         self._refs = itertools.count(1)
+        # Replies awaited by ref (an invite over WebSocket): resolved by the pump, never shown as events.
+        self._replies: Dict[str, "asyncio.Future[dict]"] = {}
 
     # --- the read-only seam -----------------------------------------------------------------
     @property
@@ -197,7 +200,9 @@ class RoomClient:
             "room": self.room, "username": self.user, "salt": crypto.b64u(salt), "kdf": crypto.KDF,
             "iter": iterations, "verifier": crypto.b64u(self.keys.verifier), "join_code": require_join_code}))
 
-    async def join(self, join_code: Optional[str] = None) -> dict:
+    async def join(self, join_code: Optional[str] = None, invite: Optional[str] = None) -> dict:
+        """Join with the password; `invite` (a member's single-use code) lets the join past the
+        room's failed-join limit while the room is being guessed at."""
         info = await self.api.lookup(self.room, self.user)
         if not info["exists"]:
             raise ServerRefused("room_not_found", "There is no room with this name; it may have closed.")
@@ -210,6 +215,8 @@ class RoomClient:
         body = {"room": self.room, "username": self.user, "auth_key": crypto.b64u(self.keys.auth_key)}
         if join_code is not None:
             body["join_code"] = join_code
+        if invite is not None:
+            body["invite"] = invite
         return await self._enter(await self.api.join(body))
 
     async def _enter(self, info: dict) -> dict:
@@ -401,6 +408,40 @@ class RoomClient:
         assert self.transport is not None
         await self.transport.send(dict(frame, ref=f"{frame['type']}-{next(self._refs)}"))
 
+    async def invite(self, timeout: float = 10.0) -> dict:
+        """Mint a single-use invite for someone who has the password: {"type": "invite", "code",
+        "expires_in"}. The server sends it to this member alone; a refusal raises ServerRefused."""
+        self._check_open()
+        assert self.transport is not None
+        ref = f"invite-{next(self._refs)}"
+        frame = {"type": "invite", "ref": ref}
+        if isinstance(self.transport, PollTransport):
+            reply = (await self.api.send_frame(frame)).get("reply")
+        else:
+            waiter: "asyncio.Future[dict]" = asyncio.get_running_loop().create_future()
+            self._replies[ref] = waiter
+            try:
+                await self.transport.send(frame)
+                reply = await asyncio.wait_for(waiter, timeout)
+            finally:
+                self._replies.pop(ref, None)
+        if not isinstance(reply, dict) or reply.get("type") != "invite":
+            raise ServerRefused("bad_reply", "The server did not answer the invite request with an invite.")
+        return {"type": "invite", "code": reply["code"], "expires_in": reply["expires_in"]}
+
+    def _reply(self, ev: dict) -> bool:
+        """An answer (or a refusal) to a request awaiting its reply by ref: hand it over."""
+        ref = ev.get("ref")
+        waiter = self._replies.pop(ref, None) if isinstance(ref, str) else None
+        if waiter is None:
+            return False
+        if not waiter.done():
+            if ev.get("type") == "error":
+                waiter.set_exception(ServerRefused.from_dict(ev))
+            else:
+                waiter.set_result(ev)
+        return True
+
     async def kick(self, user: str) -> None:
         """Ask the server to remove a member (host only: else error `not_host`)."""
         await self._command({"type": "kick", "user": user})
@@ -578,6 +619,12 @@ class RoomClient:
         if kind == "gap":
             self.cursor = max(self.cursor, ev["to_seq"])
             keeper.gap()
+            return [ev]
+        if kind in ("invite", "error") and self._reply(ev):
+            return []
+        if kind == "invite":  # a reply nobody waits for any more
+            return []
+        if kind == "guessing":  # someone is guessing the room's password: members are told
             return [ev]
         if kind == "error":
             if isinstance(ev.get("ref"), str):
