@@ -200,3 +200,21 @@ async def test_members_get_the_guessing_notice_once_over_websocket_and_long_poll
     polled = await bob.poll(bob.info["cursor"])
     assert [e for e in polled["events"] if e["type"] == "guessing"] == [
         {k: told[k] for k in ("seq", "type", "failures", "retry_after")}]
+
+
+@limits(join_failures=Rate(100, 600), room_join_failures=Rate(4, 600))
+@pytest.mark.gen_test(timeout=30)
+async def test_the_python_client_passes_the_notice_on(settings, make_client, raw) -> None:
+    from .common import next_of
+    from .conftest import FAST_ITER
+
+    host = make_client("Client Guessed", "alice", "pw", transport="poll")
+    await host.create(iterations=FAST_ITER)
+    for n in range(4):
+        guesser = await raw().ready()
+        resp = await guesser.fetch("/api/join", "POST", json.dumps(
+            {"room": "Client Guessed", "username": f"g{n}", "auth_key": b64u(os.urandom(32))}).encode())
+        assert error_of(resp)["code"] == "wrong_password"
+    told = await next_of(host, "guessing")
+    assert told["failures"] == 4 and told["retry_after"] >= 1
+    await host.leave()
