@@ -175,10 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms)
     lim.add_argument("--max-sessions", type=_positive_int, default=d.max_sessions)
     lim.add_argument("--max-members", type=_positive_int, default=d.max_members, help="members per room")
-    lim.add_argument("--max-rooms-per-address", type=_non_negative_int, default=None, metavar="N",
+    # Their defaults depend on --allow-shared-address: left out of the namespace unless given.
+    lim.add_argument("--max-rooms-per-address", type=_non_negative_int, default=argparse.SUPPRESS, metavar="N",
                      help=f"live rooms one client address (IPv6: one /64) may have created (default "
                           f"{DEFAULT_ROOMS_PER_ADDRESS}; no cap with --allow-shared-address unless set); 0: no cap")
-    lim.add_argument("--max-sessions-per-address", type=_non_negative_int, default=None, metavar="N",
+    lim.add_argument("--max-sessions-per-address", type=_non_negative_int, default=argparse.SUPPRESS, metavar="N",
                      help=f"live sessions of one client address (IPv6: one /64), all rooms together (default "
                           f"{DEFAULT_SESSIONS_PER_ADDRESS}; no cap with --allow-shared-address unless set); 0: no cap")
     lim.add_argument("--max-connections", type=_non_negative_int, default=d.max_connections,
