@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -20,10 +24,10 @@ from chat.protocol import FrameLimits, parse_frame
 from chat.rooms import RoomTable
 
 from .common import next_of
-from .conftest import FAST_ITER
+from . import loghygiene
+from .conftest import FAST_ITER, REPO
 from .loghygiene import register_secret
 from .rawhttp import b64u, error_of, verifier
-from .test_cli import client, errors, health, log_dir, server_with, wait_until  # noqa: F401  (fixtures)
 
 SALT = b64u(b"\x01" * 16)
 
@@ -276,11 +280,57 @@ async def test_the_python_client_mints_and_joins_with_an_invite(settings, make_c
 
 
 # --- the command line ---------------------------------------------------------------------------
-def test_cli_invite_and_join_with_it_end_to_end(server_with):  # noqa: F811  (the fixture imported above)
-    url = server_with("--room-join-failures", "2/600")
-    host = client(url, "--room", "Door", "--user", "alice", "--create", "--iterations", "100000", "chat",
+def _log_file(tmp_path: pathlib.Path, prefix: str) -> pathlib.Path:
+    """A child's stderr, scanned by the log-hygiene plugin at the end of the run."""
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=tmp_path)
+    os.close(fd)
+    loghygiene.register_log_file(name)
+    return pathlib.Path(name)
+
+
+@pytest.fixture
+def cli_server(tmp_path):
+    """The real server in a child process whose room bucket two wrong guesses empty; yields its URL."""
+    with open(_log_file(tmp_path, "server-"), "ab") as err:
+        proc = subprocess.Popen([sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", "0",
+                                 "--log-level", "debug", "--room-join-failures", "2/600"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("Sealchat listening on http://127.0.0.1:"), line
+    yield line.split()[3]
+    proc.terminate()
+    proc.wait(10)
+
+
+def _sessions(url: str) -> int:
+    with urllib.request.urlopen(url + "/healthz", timeout=5) as resp:
+        return json.loads(resp.read())["sessions"]
+
+
+def test_cli_invite_and_join_with_it_end_to_end(cli_server, tmp_path):
+    url = cli_server
+    logs = {}
+
+    def client(*args: str, password: str = "horse staple", source: str = "127.0.0.1", **kw) -> subprocess.Popen:
+        register_secret(password, "password")
+        env = dict(os.environ, SEALCHAT_PASSWORD=password)
+        log = _log_file(tmp_path, "client-")
+        with open(log, "ab") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "chat.client", "--server", url, "--source-address",
+                                     source, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err,
+                                    text=True, **kw)
+        logs[proc.pid] = log
+        return proc
+
+    def errors(proc: subprocess.Popen) -> str:
+        return logs[proc.pid].read_text()
+
+    host = client("--room", "Door", "--user", "alice", "--create", "--iterations", "100000", "chat",
                   stdin=subprocess.PIPE)
-    wait_until(lambda: health(url)["sessions"] >= 1 or host.poll() is not None, "host never joined")
+    deadline = time.time() + 20
+    while _sessions(url) < 1 and host.poll() is None:
+        assert time.time() < deadline, "host never joined"
+        time.sleep(0.1)
     assert host.poll() is None, errors(host)
     host.stdin.write("/invite\n")
     host.stdin.flush()
@@ -295,11 +345,11 @@ def test_cli_invite_and_join_with_it_end_to_end(server_with):  # noqa: F811  (th
             register_secret(shown["code"], "invite")
     assert set(shown) == {"type", "code", "expires_in"} and shown["expires_in"] == 600
     for n, source in enumerate(("127.0.0.31", "127.0.0.32")):  # the room's bucket, emptied
-        guess = client(url, "--room", "door", "--user", f"g{n}", "send", "x", password="wrong", source=source)
+        guess = client("--room", "door", "--user", f"g{n}", "send", "x", password="wrong", source=source)
         assert guess.wait(30) == 1 and "wrong_password" in errors(guess)
-    shut_out = client(url, "--room", "door", "--user", "bob", "send", "hi", source="127.0.0.33")
+    shut_out = client("--room", "door", "--user", "bob", "send", "hi", source="127.0.0.33")
     assert shut_out.wait(30) == 1 and "rate_limited" in errors(shut_out)
-    guest = client(url, "--room", "door", "--user", "bob", "--invite", shown["code"], "send", "let in by invite",
+    guest = client("--room", "door", "--user", "bob", "--invite", shown["code"], "send", "let in by invite",
                    source="127.0.0.33")
     assert guest.wait(60) == 0, errors(guest)
     deadline = time.time() + 20
