@@ -446,3 +446,105 @@ test('closing the room on leave drops every key and everything still queued', as
   await sleep(50);
   assert.equal(bob.views.length, seen, 'a closed room shows nothing more');
 });
+
+// Answers a member's invite frames as the server does, to that member only: each frame gets the
+// next answer (a reply, or an error naming the frame's ref). Other frames go to the hub.
+function inviteServer(m, answers, mode = 'ws') {
+  const relay = m.room.transport;
+  const frames = [];
+  m.room.attach({
+    mode,
+    send(frame) {
+      if (frame.type !== 'invite') return relay.send(frame);
+      const copy = JSON.parse(JSON.stringify(frame));
+      frames.push(copy);
+      const answer = answers.shift();
+      setTimeout(() => m.room.receive({ ...answer, ref: copy.ref }), 0);
+      return true;
+    },
+  });
+  return frames;
+}
+
+test('an invite is asked for with a ref and its answer is shown to the asking member alone', async () => {
+  const { alice, bob } = await roomOf(['alice', 'bob']);
+  const refusal = 'As many invites as you hold are open; try again in 597 seconds.';
+  const frames = inviteServer(bob, [
+    { type: 'invite', code: 'K7QX2MZP4A', expires_in: 600 },
+    { type: 'error', code: 'rate_limited', message: refusal, retry_after: 597 },
+  ]);
+  const before = alice.views.length;
+  assert.equal(bob.room.invite(), true);
+  const shown = await until(() => of(bob, 'invite')[0], 'the invite');
+  assert.deepEqual(plain(shown), { type: 'invite', code: 'K7QX2MZP4A', expiresIn: 600 });
+  assert.equal(bob.room.invite(), true);
+  const refused = await until(() => of(bob, 'invite-refused')[0], 'the refusal');
+  assert.deepEqual(plain(refused), { type: 'invite-refused', code: 'rate_limited', message: refusal, retryAfter: 597 });
+  assert.deepEqual(plain(frames), [{ type: 'invite', ref: 'invite-1' }, { type: 'invite', ref: 'invite-2' }]);
+  assert.equal(of(bob, 'error').length, 0, 'a refused invite is no general error');
+  assert.deepEqual(Object.keys(bob.room.unconfirmed), [], 'invites are not kept for resending');
+  await sendText(bob, 'still fine');
+  await until(() => texts(alice).includes('still fine'), 'the room goes on');
+  assert.ok(alice.views.slice(before).every((v) => v.type !== 'invite' && v.type !== 'invite-refused'));
+  bob.room.close();
+  assert.equal(bob.room.invite(), false, 'a closed room asks for nothing');
+});
+
+test('over long-poll an invite goes straight to the server, so a refusal is shown instead of retried', async () => {
+  const { bob } = await roomOf(['alice', 'bob']);
+  const posts = [];
+  const answers = [
+    [null, { ok: true, reply: { type: 'invite', code: 'ABCDEFGH23', expires_in: 300, ref: 'invite-1' } }],
+    [{ code: 'rate_limited', message: 'As many invites as this room holds are open; try again in 40 seconds.',
+      retryAfter: 40, status: 429 }],
+    [{ code: 'session_ended', message: 'gone' }],
+  ];
+  bob.room.transport.mode = 'poll';
+  Object.assign(bob.hub.p.ctx.Seal.api, {
+    pollSend(token, frame, cb) {
+      posts.push({ token, frame: JSON.parse(JSON.stringify(frame)) });
+      const a = answers.shift();
+      setTimeout(() => cb(a[0], a[1]), 0);
+    },
+    isTerminal: (err) => err.code === 'session_ended',
+  });
+  try {
+    assert.equal(bob.room.invite(), true);
+    await until(() => of(bob, 'invite').length === 1, 'the reply of the send');
+    assert.equal(of(bob, 'invite')[0].code, 'ABCDEFGH23');
+    assert.equal(of(bob, 'invite')[0].expiresIn, 300);
+    bob.room.invite();
+    const refused = await until(() => of(bob, 'invite-refused')[0], 'the 429');
+    assert.equal(refused.retryAfter, 40);
+    assert.match(refused.message, /this room holds/);
+    bob.room.invite();
+    await until(() => answers.length === 0, 'the third send');
+    await sleep(20);
+    assert.equal(of(bob, 'invite-refused').length, 1, 'a terminal answer is the transport\'s to report');
+    assert.deepEqual(posts.map((p) => [p.token, p.frame.type, p.frame.ref]),
+      [['t-bob', 'invite', 'invite-1'], ['t-bob', 'invite', 'invite-2'], ['t-bob', 'invite', 'invite-3']]);
+    bob.room.transportState({ mode: 'poll', state: 'reconnecting' });
+    assert.equal(bob.room.invite(), false, 'not connected: nothing is sent');
+    assert.equal(posts.length, 3);
+  } finally {
+    delete bob.hub.p.ctx.Seal.api.pollSend;
+    delete bob.hub.p.ctx.Seal.api.isTerminal;
+  }
+});
+
+test('the guessing notice reaches every member in order with the room\'s other events', async () => {
+  const { hub, alice, bob } = await roomOf(['alice', 'bob']);
+  hub.publish({ type: 'guessing', failures: 12, retry_after: 20 });
+  await sendText(alice, 'after the notice');
+  for (const m of [alice, bob]) {
+    await until(() => texts(m).includes('after the notice'), m.name + ' reads on');
+    const kinds = m.views.filter((v) => v.type === 'guessing' || v.type === 'text').map((v) => v.type);
+    assert.deepEqual(kinds, ['guessing', 'text'], m.name + ' sees the notice first');
+    assert.deepEqual(plain(of(m, 'guessing')[0]), { type: 'guessing', failures: 12, retryAfter: 20 });
+  }
+  const seq = hub.seq;
+  hub.publish({ type: 'guessing', failures: 3, retry_after: 0 });
+  await until(() => of(bob, 'guessing').length === 2, 'a second notice');
+  assert.equal(of(bob, 'guessing')[1].retryAfter, 0);
+  assert.equal(bob.room.processed, seq + 1, 'the notice moves the cursor like any room event');
+});

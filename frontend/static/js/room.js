@@ -14,7 +14,10 @@
  *   bad_grant {from, reason}; forged {from, reason, what}; undecryptable {from, reason, fileId?};
  *   text {from, id, ts, mine, text}; file-start / file-progress / file / file-abandoned;
  *   gap {from, to}; error {code, message, retryAfter}; transport {mode, state, detail};
- *   sent {fileId, i, n}; fatal {code, message} (the tab cannot go on: its keys did not open).
+ *   sent {fileId, i, n}; fatal {code, message} (the tab cannot go on: its keys did not open);
+ *   invite {code, expiresIn} (the server's answer to this member's invite(), for this page only);
+ *   invite-refused {code, message, retryAfter}; guessing {failures, retryAfter} (joins to the room
+ *   are failing: someone may be trying passwords).
  * file-abandoned {from, fileId, name, reason}: an announced file that will not complete (its
  * sender left, or no chunk came for a minute while connected); its file-start entry is dead.
  */
@@ -81,6 +84,7 @@
         this.sendingOp = false;
         this.heldShown = -1;
         this.transport = null;
+        this.invites = 0; // invite frames sent, for their refs
         this.ring = Seal.epochs.init({
             crypto: this.sc,
             roomId: this.roomId,
@@ -236,7 +240,23 @@
             }
             this.emit({type: 'gap', from: ev.from_seq, to: ev.to_seq});
             done();
+        } else if (kind === 'invite') {
+            // Addressed to this session alone (no seq): shown on this page, never sent on.
+            if (typeof ev.code === 'string' && ev.code) {
+                this.emit({type: 'invite', code: ev.code, expiresIn: typeof ev.expires_in === 'number' ?
+                    ev.expires_in : 0});
+            }
+            done();
+        } else if (kind === 'guessing') {
+            this.emit({type: 'guessing', failures: typeof ev.failures === 'number' ? ev.failures : 0,
+                retryAfter: typeof ev.retry_after === 'number' ? ev.retry_after : 0});
+            done();
         } else if (kind === 'error') {
+            if (typeof ev.ref === 'string' && ev.ref.indexOf('invite-') === 0) {
+                this.emit({type: 'invite-refused', code: ev.code, message: ev.message, retryAfter: ev.retry_after});
+                done();
+                return;
+            }
             if (typeof ev.ref === 'string') {
                 this.forget(ev.ref); // refused: resending would be refused again
                 if (ev.ref.indexOf('grant-') === 0 && this.ring.grantRefused(ev.code, ev.retry_after)) {
@@ -759,6 +779,45 @@
     /** Locks (locked=true) or unlocks the room (host only). @returns {boolean} false when not connected. */
     Room.prototype.setLocked = function (locked) {
         return this.hostFrame({type: locked ? 'lock' : 'unlock', ref: locked ? 'lock' : 'unlock'});
+    };
+
+    // ---- invites ---------------------------------------------------------------------------
+
+    /**
+     * Asks the server for a single-use invite; its answer comes as an `invite` view event (or
+     * `invite-refused`), to this page only. Not resent: a retry is the user's. Over long-poll the
+     * frame goes straight to the server, so that a refusal (rate_limited included) is shown at
+     * once instead of being retried in the transport's queue.
+     * @returns {boolean} false when not connected.
+     */
+    Room.prototype.invite = function () {
+        var self = this, frame, api = Seal.api;
+        if (this.closed || !this.transport) {
+            return false;
+        }
+        this.invites++;
+        frame = {type: 'invite', ref: 'invite-' + this.invites};
+        if (this.transport.mode === 'poll' && api && typeof api.pollSend === 'function') {
+            if (!this.connected) {
+                return false;
+            }
+            api.pollSend(this.token, frame, function (err, data) {
+                if (self.closed) {
+                    return;
+                }
+                if (err && api.isTerminal && api.isTerminal(err)) {
+                    return; // the transport's own requests meet the same end and report it
+                }
+                if (err) {
+                    self.receive({type: 'error', code: err.code, message: err.message, retry_after: err.retryAfter,
+                        ref: frame.ref});
+                } else if (data && data.reply) {
+                    self.receive(data.reply);
+                }
+            });
+            return true;
+        }
+        return !!this.transport.send(frame);
     };
 
     Seal.Room = Room;
