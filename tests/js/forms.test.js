@@ -40,8 +40,9 @@ function element(id) {
 
 // The login page, joining room "lobby" as "bob"; saved: what sessionStorage holds beforehand;
 // oldSession: the server's answer to a ping with the saved token ('live' or 'ended').
-// joinError: the server's refusal of the join, if any.
-function loginPage({ saved, oldSession, joinError }) {
+// joinError: the server's refusal of the join, if any; invite: what the invite field holds (the
+// template prefills it from ?invite=).
+function loginPage({ saved, oldSession, joinError, invite }) {
   const { ctx, SC } = makeBrowser('webcrypto', { nacl: false }); // the join pages load no tweetnacl
   const nodes = new Map();
   const byId = (id) => {
@@ -91,6 +92,7 @@ function loginPage({ saved, oldSession, joinError }) {
   byId('roomname').value = 'lobby';
   byId('username').value = 'bob';
   byId('password').value = CASE.password;
+  if (invite !== undefined) byId('invite').value = invite;
   return { ctx, SC, byId, calls };
 }
 
@@ -182,4 +184,31 @@ test('a saved session the server has ended does not stand in the way', async () 
   await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
   assert.equal(p.calls.join.length, 1);
   assert.equal(JSON.parse(p.ctx.sessionStorage.getItem('sealchat.session')).token, 'tok-new');
+});
+
+test('an invite in the field goes with the join as `invite`; without one the body has none', async () => {
+  let p = loginPage({ invite: '  K7QX-2MZP-4A ' });
+  await submit(p);
+  await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
+  assert.equal(p.calls.join.length, 1);
+  assert.equal(p.calls.join[0].invite, 'K7QX-2MZP-4A', 'sent as typed, trimmed (the server ignores dashes and case)');
+  assert.equal(p.calls.join[0].auth_key, CASE.auth_key);
+
+  p = loginPage({ invite: '' });
+  await submit(p);
+  await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
+  assert.ok(!('invite' in p.calls.join[0]), 'no invite field when none was given');
+});
+
+test('a refused invite shows the server\'s sentence and leaves the tab on the join page', async () => {
+  const sentence = 'This invite is unknown, used or expired; ask a member for a new one.';
+  const p = loginPage({ invite: 'K7QX2MZP4A', joinError: { code: 'bad_invite', message: sentence, status: 403 } });
+  await submit(p);
+  const status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'bad_invite', 'the refusal');
+  assert.equal(status.text(), sentence, 'the server\'s sentence, once');
+  assert.equal(p.calls.join[0].invite, 'K7QX2MZP4A');
+  assert.equal(p.ctx.location.href, '/login');
+  assert.equal(p.ctx.sessionStorage.getItem('sealchat.session'), null);
+  assert.equal(p.byId('submit-button').disabled, false, 'the form can be used again');
 });

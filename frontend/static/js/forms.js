@@ -1,6 +1,7 @@
 /*
  * The start, create and join pages: live name checks, password tools, key derivation with a
- * progress bar, then create or join and hand the session to the chat page.
+ * progress bar, then create or join and hand the session to the chat page. The join page takes a
+ * member's single-use invite (?invite=, prefilled in its field) and sends it with the join.
  */
 (function (root) {
     'use strict';
@@ -17,6 +18,7 @@
         room_exists: 'A room with this name already exists. Join it, or pick another name.',
         room_not_found: 'There is no room with this name. It may have closed when its last member left.'
     };
+    // bad_invite: the server's own sentence says what to do (ask a member for a new one).
 
     var UNSUPPORTED = 'This browser cannot do the encryption Sealchat needs, so it cannot create or join ' +
         'rooms. Please use a current version of Firefox, Chrome, Safari or Edge.';
@@ -430,10 +432,16 @@
                         if (info.join_code) {
                             body.join_code = value('joincode');
                         }
+                        if (value('invite')) {
+                            body.invite = value('invite');
+                        }
                         api.join(body, function (err2, resp) {
                             if (err2) {
                                 busy(false);
                                 statusError(err2);
+                                if (err2.code === 'bad_invite' && field('invite')) {
+                                    field('invite').focus();
+                                }
                                 return;
                             }
                             entered(resp, keys);
