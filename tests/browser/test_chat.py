@@ -18,7 +18,9 @@ from playwright.sync_api import expect
 from chat.client import crypto
 
 from .conftest import INSECURE_HOST, FlakyProxy, PyMember, Server, tiny_png
-from .helpers import create_room, expect_member, expect_message, join_room, send_text, wait_connected
+from .helpers import (create_room, expect_host, expect_member, expect_message, fingerprint_of, join_room,
+                      member_item, send_text, wait_connected)
+from .settling import expect_settled
 
 PASSWORD = "correct horse battery staple"
 XSS_IMG = "<img src=x onerror=alert(1)>"
@@ -47,12 +49,15 @@ def test_two_browsers_and_python_client(pages, shared_server, host, backend):
     for page in (a, b):
         expect_member(page, alice)
         expect_member(page, bob)
+        expect_host(page, alice)
     expect(a.locator("#messages li.joined").filter(has_text=bob)).to_have_count(1)
+    expect_settled([alice, bob], [a, b])
 
     py = PyMember(shared_server.url(), room, "py<b>bot</b>", PASSWORD)
     try:
         py.join()
         expect_member(a, "py<b>bot</b>")
+        expect_settled([alice, bob, "py<b>bot</b>"], [a, b], [py])
 
         hostile = f"{XSS_SCRIPT} hi {XSS_IMG} see https://example.com/a?b=1"
         send_text(a, hostile)
@@ -65,8 +70,12 @@ def test_two_browsers_and_python_client(pages, shared_server, host, backend):
         # Text content equals the payloads exactly: the body, the sender, the member list.
         assert b.locator("#messages li.msg .body").first.text_content() == hostile
         assert b.locator("#messages li.msg .from").first.text_content() == alice
-        assert alice in b.locator("#member-list li").all_text_contents()
-        assert bob in a.locator("#member-list li").all_text_contents()
+        # Each member entry names its member exactly, as text (the entry also says "(you)",
+        # "(host)" and shows the key fingerprint, beside the name).
+        for page in (a, b):
+            for user in (alice, bob, "py<b>bot</b>"):
+                assert member_item(page, user).locator(".name").text_content() == user
+            assert page.locator("#member-list li .name").all_text_contents() == [alice, bob, "py<b>bot</b>"]
         assert b.locator("#messages img:not(.shared), #messages script").count() == 0
 
         send_text(b, "javascript:alert(1) is not a link")
@@ -128,11 +137,13 @@ def test_second_tab_refused_and_reload_resumes(pages, strict_server):
 
     send_text(first, "before reload")
     expect_message(first, "before reload")
+    keys = fingerprint_of(first, "carol")
     first.reload()
     wait_connected(first)
     expect(first.locator("#messages li.resumed")).to_have_count(1)
     expect(first.locator("#room-name")).to_have_text(room)
     expect_member(first, "carol")
+    assert fingerprint_of(first, "carol") == keys  # the tab goes on with its session's keys
     send_text(first, "after reload")
     expect_message(first, "after reload")
     pages.check_clean()
@@ -149,6 +160,7 @@ def test_long_poll_fallback_talks_to_websocket(pages, shared_server):
     join_room(poll_page, base, room, "polluser", PASSWORD)
     wait_connected(poll_page, "poll")
     expect(poll_page.locator("#transport-status")).to_contain_text("long-poll")
+    expect_settled(["wsuser", "polluser"], [ws_page, poll_page])
 
     send_text(poll_page, "from the poll page")
     expect_message(ws_page, "from the poll page")
@@ -204,6 +216,8 @@ def test_missed_events_show_a_gap_notice_and_limits_hold(pages):
         py = PyMember(base, room, "frank", PASSWORD)
         py.join()
         expect_member(page, "frank")
+        # The key that frank's messages will be sealed under is the page's before it is cut off.
+        expect_settled(["erin", "frank"], [page], [py])
 
         page.route("**/api/poll/events", lambda route: route.abort())
         page.wait_for_function("() => window.__states.indexOf('poll:reconnecting') >= 0")
@@ -233,6 +247,7 @@ def test_paste_emoji_and_unread_title(pages, shared_server):
     a, b = pages.page(), pages.page()
     create_room(a, base, room, "gina", PASSWORD)
     join_room(b, base, room, "hal", PASSWORD)
+    expect_settled(["gina", "hal"], [a, b])
 
     # Emoji picker inserts at the caret; Enter sends.
     b.fill("#message-input", "nice ")
@@ -297,6 +312,7 @@ def test_web_crypto_and_fallback_pages_read_each_other(pages, shared_server):
     join_room(fb, shared_server.url(INSECURE_HOST), room, "lee", PASSWORD)
     expect(wc.locator("#crypto-backend")).to_have_attribute("data-backend", "webcrypto")
     expect(fb.locator("#crypto-backend")).to_have_attribute("data-backend", "fallback")
+    expect_settled(["kim", "lee"], [wc, fb])
     send_text(wc, "from web crypto")
     expect_message(fb, "from web crypto")
     send_text(fb, "from the fallback")
@@ -318,6 +334,7 @@ def test_websocket_drops_resend_and_fall_back_to_long_poll(pages, shared_server)
         create_room(flaky, proxy.url(), room, "ivan", PASSWORD)
         join_room(steady, shared_server.url(), room, "judy", PASSWORD)
         wait_connected(flaky, "ws")
+        expect_settled(["ivan", "judy"], [flaky, steady])
         status = flaky.locator("#transport-status")
 
         # Sent into a connection that silently stopped delivering, then cut: resent, seen once.
@@ -370,6 +387,7 @@ def test_several_files_at_once_each_show_their_own_progress(pages, shared_server
     receiver = pages.page()
     create_room(sender, base, room, "mona", PASSWORD)
     join_room(receiver, base, room, "nils", PASSWORD)
+    expect_settled(["mona", "nils"], [sender, receiver])
     size = 4 * 262_144  # four chunks each
     sender.set_input_files("#file-input", files=[
         {"name": "first.bin", "mimeType": "application/octet-stream", "buffer": b"\x01" * size},
@@ -397,13 +415,19 @@ def test_file_whose_sender_leaves_before_its_chunks_is_marked_as_not_arrived(pag
     try:
         py.join()
         expect_member(page, "pia")
+        expect_settled(["otto", "pia"], [page], [py])
 
+        # pia announces a file under the room's current key and leaves before any chunk of it.
         async def announce_only() -> None:
             c = py.client
+            me, epoch = c.session_keys, c.epoch
+            assert me is not None and epoch is not None
             meta = {"file_id": crypto.b64u(b"\x07" * 16), "name": "never.bin", "mime": "application/octet-stream",
                     "size": 10, "chunks": 1}
-            env = crypto.seal(c.keys, c.user, "file", json.dumps(meta).encode("utf-8"))
-            await c._send({"type": "msg", "env": env}, json.loads(crypto.unb64u(env["h"]))["id"])
+            env = crypto.seal(c.info["room_id"], me, c.user, epoch, c.epoch_keys[epoch], "file",
+                              json.dumps(meta).encode("utf-8"))
+            assert c.transport is not None
+            await c.transport.send({"type": "msg", "env": env})
 
         py.run(announce_only())
         shell = page.locator("#messages li.file")
