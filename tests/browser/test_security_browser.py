@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 from chat import tls
 
 from .conftest import INSECURE_HOST, PyMember, Server
-from .helpers import create_room, expect_message, join_room, send_text
+from .helpers import create_room, expect_message, join_room, member_item, send_text
+from .settling import expect_settled
 
 PASSWORD = "security passphrase for browsers"
 _rooms = itertools.count(1)
@@ -57,9 +58,13 @@ def test_hostile_names_messages_and_file_names_stay_inert(pages, shared_server) 
     join_room(b, base, room, NAME_PAYLOADS[1], PASSWORD)
     expect(b.locator("#room-name")).to_have_text(room)
     for page in (a, b):
+        # Each entry names its member as text (beside "(you)", "(host)", the fingerprint and,
+        # for the host, a Remove button), in join order.
         expect(page.locator("#member-list li")).to_have_count(2)
-        names = [li.split(" (you)")[0] for li in page.locator("#member-list li").all_text_contents()]
-        assert sorted(names) == sorted(NAME_PAYLOADS)
+        expect(page.locator("#member-list li .name")).to_have_text(NAME_PAYLOADS)
+        for user in NAME_PAYLOADS:
+            assert member_item(page, user).locator(".name").text_content() == user
+    expect_settled(NAME_PAYLOADS, [a, b])
     for text in PAYLOADS:
         send_text(a, text)
     for text in PAYLOADS:
@@ -68,6 +73,7 @@ def test_hostile_names_messages_and_file_names_stay_inert(pages, shared_server) 
     py = PyMember(base, room, "<i>py</i>", PASSWORD)
     try:
         py.join()
+        expect_settled(NAME_PAYLOADS + ["<i>py</i>"], [a, b], [py])
         for text in PAYLOADS[:3]:
             py.run(py.client.send_file(b"plain bytes", f"{text}.txt", "text/html"))
         for text in PAYLOADS[:3]:
@@ -108,6 +114,7 @@ def test_https_page_with_self_signed_certificate_uses_web_crypto(pages, https_se
                            source_address="127.0.0.9", ca_file=https_server.certfile)  # type: ignore[attr-defined]
     try:
         py.join()
+        expect_settled(["alice", "py"], [page], [py])
         send_text(page, "over https with web crypto")
         got = py.wait_for(lambda ev: ev.get("type") == "text" and ev["from"] == "alice")
         assert got["text"] == "over https with web crypto"
