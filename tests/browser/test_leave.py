@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from typing import List
 from urllib.parse import quote
 
@@ -14,8 +15,10 @@ pytest.importorskip("playwright.sync_api")
 
 from playwright.sync_api import expect
 
+from ..common import settled
 from .conftest import PyMember, Server, tiny_png
-from .helpers import OLD_DEVICES, create_room, expect_member, expect_message, join_room
+from .helpers import OLD_DEVICES, create_room, expect_member, expect_message, fingerprint_of, join_room
+from .settling import expect_settled
 
 PASSWORD = "leave password for this browser"
 _rooms = itertools.count(1)
@@ -132,6 +135,7 @@ def test_opening_another_room_leaves_the_current_one(pages, strict_server) -> No
 
         join_room(page, base, first, "sven", PASSWORD)
         expect_member(page, "tove")
+        expect_settled(["tove", "sven"], [page], [py])
         py.run(py.client.send_text("welcome back"))
         expect_message(page, "welcome back")
     finally:
@@ -139,17 +143,22 @@ def test_opening_another_room_leaves_the_current_one(pages, strict_server) -> No
     pages.check_clean()
 
 
-# Holds the chat page's key restore while sessionStorage has 'test.hold', until window.__release;
-# window.__restored says the page has had the restored key.
+# Holds the chat page's key restore (SealCrypto.vaultOpen, which the page calls once the
+# session's welcome has brought the resume key) while sessionStorage has 'test.hold', until
+# window.__release. window.__holding says the restore has begun and waits; window.__restored,
+# that the vault opened and its keys went to the page.
 SLOW_RESTORE = """
 Object.defineProperty(window, 'SealCrypto', {configurable: true, get: function () { return undefined; },
   set: function (sc) {
-    var restore = sc.importForResume;
-    sc.importForResume = function (obj, cb) {
+    var open = sc.vaultOpen;
+    sc.vaultOpen = function (resumeKey, roomId, username, vault, cb) {
       var hold = sessionStorage.getItem('test.hold');
       (function wait() {
-        if (hold && !window.__release) { setTimeout(wait, 50); return; }
-        restore.call(sc, obj, function (err, keys) { cb(err, keys); window.__restored = true; });
+        if (hold && !window.__release) { window.__holding = true; setTimeout(wait, 50); return; }
+        open.call(sc, resumeKey, roomId, username, vault, function (err, state) {
+          window.__restored = !err && !!state && typeof state.dh_sk === 'string';
+          cb(err, state);
+        });
       }());
     };
     Object.defineProperty(window, 'SealCrypto', {value: sc, writable: true, configurable: true});
@@ -157,24 +166,60 @@ Object.defineProperty(window, 'SealCrypto', {configurable: true, get: function (
 """
 
 
-def test_leave_pressed_while_the_key_is_restored_does_not_reconnect(pages, shared_server) -> None:
+def test_leave_pressed_while_the_keys_are_restored_stops_the_page_using_them(pages, shared_server) -> None:
+    """After a reload the page connects, and the session's welcome brings the resume key that
+    opens the tab's vault. Leave pressed while the vault is opening: the keys it yields find the
+    page already left, so nothing is sent with them (the page is host: it would grant a new room
+    key to the other member), no connection is made again, and nothing of the room is kept."""
     base, room = shared_server.url(), f"Leave Early {next(_rooms)}"
     page = pages.page(pages.context(init_script=SLOW_RESTORE))
     create_room(page, base, room, "yann", PASSWORD)
-    page.evaluate("sessionStorage.setItem('test.hold', '1')")
-    page.reload()  # the session resumes; its key restore is held
-    expect(page.locator("#room-name")).to_have_text(room)
-    sockets: List[object] = []
-    page.on("websocket", lambda ws: sockets.append(ws))
-    held: List[object] = []
-    page.route("**/api/leave", lambda route: held.append(route))
-    with page.expect_request("**/api/leave"):
-        page.click("#leave-button")
-    page.evaluate("window.__release = true")
-    page.wait_for_function("() => window.__restored === true")
-    # The restored key finds the page already left: no connection is made with it.
-    assert sockets == [] and page.evaluate("window.__states") == []
-    held[0].continue_()  # type: ignore[attr-defined]
-    page.wait_for_url(base + "/")
-    assert sockets == []
+    py = PyMember(base, room, "zoe", PASSWORD)
+    try:
+        py.join()
+        before = py.run(settled(py.client, members=["yann", "zoe"]))
+        fingerprint_of(page, "zoe")  # the page knows every member's key: its first restore is long over
+        page.evaluate("sessionStorage.setItem('test.hold', '1')")
+        sockets: List[object] = []
+        sent: List[str] = []
+        page.on("websocket", lambda ws: (sockets.append(ws), ws.on("framesent", lambda f: sent.append(f))))
+        page.reload()  # the session resumes; its key restore is held
+        expect(page.locator("#room-name")).to_have_text(room)
+        page.wait_for_function("() => window.__holding === true")
+        assert len(sockets) == 1 and [f for f in sent if '"hello"' not in f] == [], sent
+        held: List[object] = []
+        page.route("**/api/leave", lambda route: held.append(route))
+        with page.expect_request("**/api/leave"):
+            page.click("#leave-button")
+        assert page.evaluate("sessionStorage.getItem('sealchat.session')") is None
+        ws = sockets[0]
+        deadline = time.monotonic() + 30
+        while not ws.is_closed():  # type: ignore[attr-defined]  # the page closed its connection
+            assert time.monotonic() < deadline, "the page kept its WebSocket open after Leave"
+            page.wait_for_timeout(50)  # lets Playwright take the socket's events in
+        states, frames = page.evaluate("window.__states.length"), len(sent)
+
+        page.evaluate("window.__release = true")
+        page.wait_for_function("() => window.__restored === true")
+        # The restored keys find the page already left: nothing goes out with them, no
+        # connection is made again, and the tab keeps nothing (no vault sealed again, no
+        # member, no message, no safety code).
+        assert len(sockets) == 1 and sent[frames:] == [], sent[frames:]
+        assert page.evaluate("window.__states.length") == states, page.evaluate("window.__states")
+        assert page.evaluate("sessionStorage.getItem('sealchat.session')") is None
+        expect(page.locator("#member-list li")).to_have_count(0)
+        expect(page.locator("#messages li.msg")).to_have_count(0)
+        expect(page.locator("#safety-code")).to_have_attribute("data-code", "")
+        assert len(held) == 1 and "/chat/" in page.url
+        held[0].continue_()  # type: ignore[attr-defined]
+        page.wait_for_url(base + "/")
+        expect(page.locator("#flash")).to_contain_text("You left")
+        assert len(sockets) == 1 and sent[frames:] == []
+        # The other member saw the page leave, and was given no key by it after the reload.
+        left = py.wait_for(lambda ev: ev.get("type") == "left" and ev.get("user") == "yann")
+        assert left["reason"] == "leave"
+        assert [ev for ev in py.events if ev.get("type") == "rekey" and ev.get("by") == "yann"
+                and ev["epoch"] > before] == []
+    finally:
+        py.close()
     pages.check_clean()
