@@ -13,6 +13,7 @@ from playwright.sync_api import Error, expect
 
 from .conftest import REPO, Server
 from .helpers import create_room, expect_message, join_room, send_text, wait_connected
+from .settling import expect_settled
 
 JS = REPO / "frontend" / "static" / "js"
 PASSWORD = "transport password for the tests"
@@ -167,6 +168,7 @@ def test_page_that_fell_back_to_long_poll_switches_back_to_websocket(pages, shar
     status = page.locator("#transport-status")
     expect(status).to_contain_text("Connected via long-poll (WebSocket could not connect)")
     join_room(other, base, "Switch Back", "walt", PASSWORD)
+    expect_settled(["vera", "walt"], [page, other])
 
     page.evaluate("window.__refuseWs = false")  # the network lets WebSocket through again
     expect(status).to_have_attribute("data-transport", "ws", timeout=60_000)  # tried every 30 s
