@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import re
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from urllib.parse import quote
 
@@ -22,6 +24,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 PASSWORD = "lantern-orchid-galaxy-walnut-pebble-quartz"
+FINGERPRINT = re.compile(r"^[0-9a-f]{4}( [0-9a-f]{4}){4}$")
 
 
 def start_server() -> tuple:
@@ -71,6 +74,23 @@ def join(page: Page, base: str, room: str, user: str) -> None:
     connected(page)
 
 
+def settled(pages: list, users: list, timeout: float = 30.0) -> None:
+    """Wait until the pages hold one room key (protocol v2 starts a new one on every join: what a
+    member sends before it has the newcomer's key is not for the newcomer) and list every
+    member with its key fingerprint."""
+    deadline = time.monotonic() + timeout
+    while True:
+        epochs = {page.locator("#safety").get_attribute("data-epoch") for page in pages}
+        if len(epochs) == 1 and None not in epochs:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"the room did not settle on one key: {epochs}")
+        pages[0].wait_for_timeout(50)
+    for page in pages:
+        for user in users:
+            expect(page.locator(f'#member-list li[data-user="{user}"] .fingerprint')).to_have_text(FINGERPRINT)
+
+
 def say(page: Page, text: str) -> None:
     page.fill("#message-input", text)
     page.press("#message-input", "Enter")
@@ -100,6 +120,7 @@ def shoot(browser, base: str, size: str, scheme: str) -> None:
     b.click("#submit-button")
     b.wait_for_url("**/chat/**")
     connected(b)
+    settled([a, b], ["alice", "bob"])
 
     say(a, "Hi Bob! The printer is fixed, see https://example.com/printer-notes")
     expect(b.locator("#messages li.msg")).to_have_count(1)
