@@ -68,6 +68,39 @@ function baseGlobals(ctx) {
   ctx.removeEventListener = () => {};
 }
 
+// A MessageChannel as pages have it, on Node's; the port keeps the process alive only while a message
+// is on its way. dead: one that never delivers (an engine where it is broken). stats.messages counts;
+// an exception in a handler goes to stats.pageErrors, as a browser reports it and goes on.
+function pageMessageChannel(stats, dead) {
+  return function MessageChannel() {
+    const ch = new globalThis.MessageChannel();
+    let pending = 0;
+    let handler = null;
+    ch.port1.onmessage = () => {
+      pending -= 1;
+      if (pending === 0) ch.port1.unref();
+      stats.messages += 1;
+      try {
+        if (handler) handler({ data: 0 });
+      } catch (e) {
+        stats.pageErrors.push(e.message);
+      }
+    };
+    ch.port1.unref(); // after onmessage, which refs the port
+    return {
+      port1: { set onmessage(fn) { handler = fn; }, get onmessage() { return handler; } },
+      port2: {
+        postMessage(m) {
+          if (dead) return;
+          pending += 1;
+          ch.port1.ref();
+          ch.port2.postMessage(m);
+        },
+      },
+    };
+  };
+}
+
 class FakeWorker {
   constructor(url, stats) {
     this.onmessage = null;
@@ -107,11 +140,24 @@ class FakeWorker {
  * subtle: optional replacement subtle object (to imitate broken implementations).
  * meta: optional attributes of the page's sealchat-crypto meta element.
  * nacl: false for a page without tweetnacl (the join pages), which only derives admission keys.
+ * channel: 'working' or 'dead' to give the page a MessageChannel (none by default).
  */
-function makeBrowser(mode, { subtle, meta, nacl = true } = {}) {
-  const stats = { subtleReads: 0, scriptsLoaded: [], scriptElements: [], workersStarted: 0, worker: { subtleReads: 0 } };
+function makeBrowser(mode, { subtle, meta, nacl = true, channel } = {}) {
+  const stats = {
+    subtleReads: 0, scriptsLoaded: [], scriptElements: [], workersStarted: 0, worker: { subtleReads: 0 }, messages: 0, pageErrors: [],
+  };
   const ctx = vm.createContext({});
   baseGlobals(ctx);
+  if (channel) {
+    ctx.MessageChannel = pageMessageChannel(stats, channel === 'dead');
+    ctx.setTimeout = (fn, ms) => setTimeout(() => {
+      try {
+        fn();
+      } catch (e) {
+        stats.pageErrors.push(e.message);
+      }
+    }, ms);
+  }
   ctx.window = ctx;
   ctx.document = {
     head: {

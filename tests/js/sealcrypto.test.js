@@ -488,6 +488,36 @@ test('the API is exactly the v2 one', () => {
   ]);
 });
 
+test('callbacks come through a MessageChannel where there is one, and through timers if it is dead', async (t) => {
+  for (const channel of ['working', 'dead']) {
+    await t.test(channel, async () => {
+      const { SC, stats } = makeBrowser('webcrypto', { channel });
+      const c = V2.envelope[0];
+      const ann = await announced(SC, V2.grant[0].member_key, c.room_id, c.sender);
+      const ep = await call(SC, 'epochFromKey', c.room_id, c.epoch, new Uint8Array(fromB64u(c.epoch_key)));
+      const me = session(SC, c.sender);
+      const env = await call(SC, 'sealText', ep, me, c.sender.user, 'hi');
+      // Asynchronous, exactly once, and a callback that throws stops nothing else.
+      const order = [];
+      await new Promise((resolve) => {
+        SC.open(() => ep, env, c.sender.user, ann, () => {
+          order.push('first');
+          throw new Error('a page bug');
+        });
+        SC.open(() => ep, env, c.sender.user, ann, (err, got) => {
+          order.push(err ? err.code : SC.fromUtf8(got.plaintext));
+          setTimeout(resolve, 50);
+        });
+        order.push('returned');
+      });
+      assert.deepEqual(order, ['returned', 'first', 'hi']);
+      assert.deepEqual(stats.pageErrors, ['a page bug']);
+      if (channel === 'working') assert.ok(stats.messages > 0, 'the callbacks came as messages');
+      else assert.equal(stats.messages, 0);
+    });
+  }
+});
+
 test('tweetnacl: missing or broken means unsupported, never a wrong key', async (t) => {
   await t.test('a page without it derives admission keys but has no sessions', async () => {
     const { SC } = makeBrowser('webcrypto', { nacl: false });

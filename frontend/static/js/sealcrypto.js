@@ -64,7 +64,60 @@
 
     // ---- small helpers -------------------------------------------------------------------
 
+    /*
+     * Runs fn in a task of its own, after the caller has returned: every callback is asynchronous.
+     * A MessageChannel message where there is one, because browsers clamp nested setTimeout(0)
+     * chains to 4 ms a step (a 200-member rekey is about a thousand steps) and throttle them much
+     * harder in hidden tabs; setTimeout otherwise. One message per function, so an exception in one
+     * reaches the page's error handler and the others still run. A channel that has delivered
+     * nothing a second after its first message is given up for setTimeout, with what it holds.
+     */
+    var laterQueue = [];
+    var laterPort; // undefined until first use, then a MessagePort, or null for setTimeout
+    var laterDelivered = 0;
+    var LATER_CHECK_MS = 1000;
+
+    function laterFallBack() {
+        var fns = laterQueue;
+        if (laterDelivered > 0 || !laterPort) {
+            return;
+        }
+        laterPort = null;
+        laterQueue = [];
+        while (fns.length) {
+            root.setTimeout(fns.shift(), 0);
+        }
+    }
+
     function later(fn) {
+        var ch;
+        if (laterPort === undefined) {
+            laterPort = null;
+            try {
+                if (typeof root.MessageChannel === 'function') {
+                    ch = new root.MessageChannel();
+                    ch.port1.onmessage = function () {
+                        laterDelivered++;
+                        if (laterQueue.length) {
+                            laterQueue.shift()();
+                        }
+                    };
+                    laterPort = ch.port2;
+                    root.setTimeout(laterFallBack, LATER_CHECK_MS);
+                }
+            } catch (e) {
+                laterPort = null;
+            }
+        }
+        if (laterPort) {
+            laterQueue.push(fn);
+            try {
+                laterPort.postMessage(0);
+                return;
+            } catch (e2) {
+                laterQueue.pop();
+            }
+        }
         root.setTimeout(fn, 0);
     }
 
