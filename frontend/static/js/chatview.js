@@ -3,7 +3,8 @@
  * what happens. User data reaches the page only as text nodes; images are shown only from
  * decrypted bytes of a whitelisted type (never SVG); every other file is a download link.
  * The member list marks the host and shows each member's key fingerprint; the host gets a
- * Remove button per member and a Lock button; the safety code sits in its own panel.
+ * Remove button per member and a Lock button; the safety code sits in its own panel. Any member
+ * may mint a single-use invite: its code and link are shown in #invite-box, on this page only.
  */
 (function (root) {
     'use strict';
@@ -25,6 +26,7 @@
     var list = dom.byId('messages');
     // What the member list shows: names in order, the host, fingerprints by name.
     var roster = {members: [], host: null, fingerprints: {}}, noKeyShown = false;
+    var inviteTimer = null;
 
     function goJoin(message, roomName, username) {
         Seal.session.wipe();
@@ -427,6 +429,15 @@
                 (v.from && v.to ? ' (events ' + v.from + ' to ' + v.to + ')' : '') + '.', 'gap');
         } else if (v.type === 'undecryptable') {
             notice('A message from ' + v.from + ' could not be opened: ' + v.reason, 'bad');
+        } else if (v.type === 'invite') {
+            renderInvite(v);
+        } else if (v.type === 'invite-refused') {
+            renderInviteRefused(v);
+        } else if (v.type === 'guessing') {
+            notice('Someone may be trying passwords for this room: ' + v.failures + (v.failures === 1 ?
+                ' join' : ' joins') + ' failed in the last minute' + (v.retryAfter > 0 ? ', and joins without an ' +
+                'invite are held back for ' + dom.formatWait(v.retryAfter) : '') + '. If people who should ' +
+                'join are waiting, share an invite with them now (Invite someone).', 'guessing');
         } else if (v.type === 'error') {
             if (v.code === 'removed') {
                 terminal({code: 'removed', message: v.message, retryAfter: v.retryAfter});
@@ -463,6 +474,108 @@
             dom.setText(buttons[i], 'Remove');
         }
         dom.byId('lock-button').disabled = false;
+        inviteIdle();
+    }
+
+    // ---- invites: shown to this member only, never sent anywhere --------------------------
+
+    function inviteIdle() {
+        var button = dom.byId('invite-button');
+        button.disabled = leaving;
+        button.removeAttribute('aria-busy');
+    }
+
+    function inviteOrigin() {
+        var loc = root.location;
+        return loc.origin || (loc.protocol + '//' + loc.host);
+    }
+
+    // Replaces what the box shows; role=status on the box reads it out.
+    function inviteBox(children, state) {
+        var box = dom.byId('invite-box'), i;
+        root.clearTimeout(inviteTimer);
+        inviteTimer = null;
+        dom.clear(box);
+        box.setAttribute('data-state', state);
+        for (i = 0; i < children.length; i++) {
+            box.appendChild(children[i]);
+        }
+        dom.show(box, true);
+        return box;
+    }
+
+    function copyLink(link, result) {
+        var clip = root.navigator && root.navigator.clipboard;
+        function failed() {
+            dom.setText(result, 'Could not copy: select the link above and copy it.');
+        }
+        try {
+            clip.writeText(link).then(function () {
+                dom.setText(result, 'Link copied.');
+            }, failed);
+        } catch (e) {
+            failed();
+        }
+    }
+
+    function renderInvite(v) {
+        var link = inviteOrigin() + '/login?roomname=' + encodeURIComponent(saved.room) + '&invite=' +
+                encodeURIComponent(v.code),
+            seconds = v.expiresIn > 0 ? v.expiresIn : 600,
+            until = dom.formatTime(new Date().getTime() + seconds * 1000),
+            expiry = dom.el('p', {className: 'hint invite-expiry', id: 'invite-expiry',
+                text: 'Valid once, for ' + dom.formatWait(seconds) + ' (until ' + until + ').'}),
+            parts, copy, result, box;
+        inviteIdle();
+        parts = [
+            dom.el('p', {className: 'invite-title', text: 'Invite for one person (only you see this)'}),
+            dom.el('p', {}, ['Code: ', dom.el('code', {id: 'invite-code', className: 'invite-code', text: v.code})]),
+            dom.el('p', {}, ['Link: ', dom.el('code', {id: 'invite-link', className: 'invite-link', text: link})]),
+            expiry,
+            dom.el('p', {className: 'hint', text: 'Give it with the room password, outside this chat. It lets ' +
+                'one person in even while password guessers are being turned away.'})
+        ];
+        if (root.navigator && root.navigator.clipboard && typeof root.navigator.clipboard.writeText === 'function') {
+            copy = dom.el('button', {type: 'button', id: 'invite-copy', className: 'secondary small',
+                text: 'Copy link'});
+            result = dom.el('span', {className: 'hint', id: 'invite-copied', 'aria-live': 'polite'});
+            dom.on(copy, 'click', function () {
+                copyLink(link, result);
+            });
+            parts.push(dom.el('p', {className: 'actions'}, [copy, ' ', result]));
+        }
+        box = inviteBox(parts, 'shown');
+        box.setAttribute('data-code', v.code);
+        box.setAttribute('data-link', link);
+        inviteTimer = root.setTimeout(function () {
+            inviteTimer = null;
+            box.setAttribute('data-state', 'expired');
+            dom.setText(expiry, 'This invite has expired. Make a new one if someone still needs it.');
+        }, seconds * 1000);
+    }
+
+    function renderInviteRefused(v) {
+        inviteIdle();
+        inviteBox([dom.el('p', {className: 'hint bad', text: v.message || 'The server refused to make an invite.'})],
+            'refused').setAttribute('data-code', v.code || '');
+    }
+
+    function setupInvites() {
+        var button = dom.byId('invite-button');
+        button.disabled = false;
+        dom.on(button, 'click', function () {
+            if (!room || leaving) {
+                return;
+            }
+            if (!room.invite()) {
+                inviteBox([dom.el('p', {className: 'hint bad', text: 'Not connected: try again when the room is ' +
+                    'connected.'})], 'refused');
+                return;
+            }
+            button.disabled = true; // until the server's answer (or a refusal)
+            button.setAttribute('aria-busy', 'true');
+            inviteBox([dom.el('p', {className: 'hint', text: 'Asking the server for an invite…'})], 'waiting');
+        });
     }
 
     function setupHostTools() {
@@ -697,6 +810,10 @@
         dom.byId('safety-code').setAttribute('data-code', '');
         dom.show(dom.byId('lock-button'), false);
         dom.show(dom.byId('key-status'), false);
+        root.clearTimeout(inviteTimer);
+        dom.clear(dom.byId('invite-box'));
+        dom.show(dom.byId('invite-box'), false);
+        dom.byId('invite-button').disabled = true;
         dom.clear(dom.byId('upload-box'));
         dom.show(dom.byId('upload-box'), false);
         dom.byId('message-input').value = '';
@@ -774,6 +891,7 @@
         setupComposer();
         setupSettings();
         setupHostTools();
+        setupInvites();
         transport.start();
     }
 
