@@ -31,6 +31,7 @@ class CuttableRelay:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.down = False
+        self.refused = 0  # connections refused while down
         self.socks: List[socket.socket] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -45,6 +46,7 @@ class CuttableRelay:
             except OSError:
                 return
             if self.down:
+                self.refused += 1
                 client.close()
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
@@ -143,7 +145,11 @@ def test_kiosk_over_long_poll_shows_code_and_messages_and_recovers(pages):
         relay.cut()
         expect(status).to_have_attribute("data-state", "reconnecting", timeout=15_000)
         py.run(py.client.send_text("sent while the wall was cut off"))
-        time.sleep(2)
+        refused_before = relay.refused
+        deadline = time.monotonic() + 30
+        while relay.refused < refused_before + 2:  # the kiosk tried again, twice, and was refused
+            assert time.monotonic() < deadline, "the kiosk stopped trying to reconnect"
+            page.wait_for_timeout(50)
         relay.down = False
         expect(status).to_have_attribute("data-state", "connected", timeout=30_000)
         expect(page.locator("#messages li.msg .body").filter(
