@@ -197,7 +197,7 @@ def test_v2_vault(case):
     assert wire == {"n": case["n"], "c": case["c"]}
     assert crypto.vault_open(rk, case["room_id"], case["username"], wire) == case["state"]
     plain = AESGCM(rk).decrypt(d(case["n"]), d(case["c"]),
-                               b"sealchat/v2/vault\0" + case["room_id"].encode() + case["username"].encode() + b"\0")
+                               b"sealchat/v2/vault\0" + case["room_id"].encode() + b"\0" + case["username"].encode() + b"\0")
     assert plain.decode("utf-8") == case["state_json"]
 
 

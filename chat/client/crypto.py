@@ -648,7 +648,7 @@ def fingerprint(dh_pk: bytes, sig_pk: bytes) -> str:
 # --- reload vault -----------------------------------------------------------------------
 
 def _vault_ad(room_id: str, username: str) -> bytes:
-    return _label("sealchat/v2/vault") + room_id.encode("utf-8") + username.encode("utf-8") + b"\0"
+    return _label("sealchat/v2/vault") + room_id.encode("utf-8") + b"\0" + username.encode("utf-8") + b"\0"
 
 
 def vault_seal(resume_key: bytes, room_id: str, username: str, state: dict, nonce: Optional[bytes] = None) -> dict:

@@ -387,7 +387,7 @@ for (const mode of MODES) {
       const rk = toB64u(crypto.randomBytes(32));
       const n = crypto.randomBytes(12);
       const cipher = crypto.createCipheriv('aes-256-gcm', fromB64u(rk), n);
-      cipher.setAAD(Buffer.concat([Buffer.from('sealchat/v2/vault\0' + v0.room_id + v0.username + '\0', 'utf8')]));
+      cipher.setAAD(Buffer.concat([Buffer.from('sealchat/v2/vault\0' + v0.room_id + '\0' + v0.username + '\0', 'utf8')]));
       const odd = Buffer.concat([cipher.update(Buffer.from('{"floor":3}')), cipher.final(), cipher.getAuthTag()]);
       await rejects(call(SC, 'vaultOpen', rk, v0.room_id, v0.username, { n: toB64u(n), c: toB64u(odd) }), 'malformed');
 

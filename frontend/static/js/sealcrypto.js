@@ -2271,7 +2271,7 @@
     // ---- reload vault --------------------------------------------------------------------------
 
     function vaultAd(roomId, username) {
-        return concatBytes([label(LABEL_VAULT), utf8(roomId), label(username)]);
+        return concatBytes([label(LABEL_VAULT), label(roomId), label(username)]);
     }
 
     // The vault state as PROTOCOL.md "Reload vault" defines it; other fields are the page's own.
