@@ -194,6 +194,14 @@ class Hub:
             last = e.seq
         return gap, out, self.seq
 
+    def visible_head(self, session_id: str) -> int:
+        """The seq of the newest event `session_id` is given: a client that has processed it has
+        seen the whole replay, though grants to others may have numbers after it."""
+        for e in reversed(self._buffer):
+            if e.to is None or e.to == session_id:
+                return e.seq
+        return max(self._lost_all, self._lost_to.get(session_id, 0))
+
     def attach(self, session_id: str, conn: Connection) -> Optional[Connection]:
         """Push future events to `conn`; returns the connection it replaced, if any."""
         old = self._pushed.get(session_id)
