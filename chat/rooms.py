@@ -305,7 +305,8 @@ class RoomTable:
         host = room.host
         return {"type": "welcome", "room_id": room.room_id, "name": room.name, "you": session.username,
                 "members": room.usernames(), "host": host.username if host else None, "locked": room.locked,
-                "keys": room.keys(), "cursor": room.hub.visible_head(session.session_id), "join_code": room.join_code is not None,
+                "keys": room.keys(), "cursor": room.hub.visible_head(session.session_id),
+                "join_code": room.join_code is not None,
                 "resume_key": session.resume_key, "limits": self.limits()}
 
     def is_live(self, session: Session) -> bool:

@@ -196,8 +196,8 @@ def test_v2_vault(case):
     wire = crypto.vault_seal(rk, case["room_id"], case["username"], case["state"], d(case["nonce"]))
     assert wire == {"n": case["n"], "c": case["c"]}
     assert crypto.vault_open(rk, case["room_id"], case["username"], wire) == case["state"]
-    plain = AESGCM(rk).decrypt(d(case["n"]), d(case["c"]),
-                               b"sealchat/v2/vault\0" + case["room_id"].encode() + b"\0" + case["username"].encode() + b"\0")
+    ad = b"sealchat/v2/vault\0" + case["room_id"].encode() + b"\0" + case["username"].encode() + b"\0"
+    plain = AESGCM(rk).decrypt(d(case["n"]), d(case["c"]), ad)
     assert plain.decode("utf-8") == case["state_json"]
 
 
