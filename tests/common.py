@@ -7,8 +7,26 @@ from collections import defaultdict
 import pytest
 
 from chat.client.errors import ServerRefused
+from chat.errors import ChatError
 
 from .conftest import FAST_ITER
+
+
+class Clock:
+    """A clock the test moves by hand (`clock.now += 5`), for throttles, bans and key schedules."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def code_of(call) -> str:
+    """The typed error code `call()` is refused with."""
+    with pytest.raises(ChatError) as info:
+        call()
+    return info.value.code
 
 
 async def next_of(client, kind: str, timeout: float = 10.0, sender: str | None = None) -> dict:

@@ -10,26 +10,12 @@ import pytest
 
 from chat.admission import GUESSING_FAILURES, GUESSING_WINDOW, Admission
 from chat.config import DEFAULT_ROOMS_PER_ADDRESS, DEFAULT_SESSIONS_PER_ADDRESS, Rate, Settings, parse_args
-from chat.errors import ChatError
 from chat.rooms import RoomTable
 
+from .common import Clock, code_of
 from .rawhttp import b64u, error_of, security_lines, verifier
 
 SALT = b64u(b"\x01" * 16)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def code_of(call) -> str:
-    with pytest.raises(ChatError) as info:
-        call()
-    return info.value.code
 
 
 def make(table: RoomTable, name: str, address: str, key: bytes, user: str = "alice"):

@@ -15,8 +15,8 @@ from chat.client.epochs import KEEP_OLD_EPOCH, NEWCOMER_WAIT, NO_KEY_AFTER, Epoc
 from chat.client.errors import ServerRefused
 from handlers.websocket import ChatSocket
 
+from .common import Clock, assert_in_send_order, collect_texts, next_of, refused, room_of, settled
 from .conftest import FAST_ITER
-from .common import assert_in_send_order, collect_texts, next_of, refused, room_of, settled
 from .wire import SALT
 
 
@@ -359,14 +359,6 @@ async def test_safety_codes_agree_and_change_when_a_member_comes_back_with_new_k
 
 
 # --- the key schedule alone (chat/client/epochs.py), on a clock the test moves ----------------
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def room_keys(room_id: str = "unit") -> crypto.RoomKeys:
     return crypto.RoomKeys(room_id, b"\1" * 32, b"\2" * 32, b"\3" * 32)

@@ -12,20 +12,11 @@ from chat.errors import ChatError
 from chat.hub import BufferBudget, BufferLimits, Hub
 from chat.protocol import FrameLimits, parse_frame
 
+from .common import Clock
+from .rawhttp import security_lines
 from .wire import Refused, fake, grant_entry, grant_frame, msg_frame, room_with
 
 LIMITS = FrameLimits.from_settings(Settings(max_members=3))
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def security_lines(caplog: pytest.LogCaptureFixture) -> list:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "sealchat.security"]
 
 
 # --- the frame ---------------------------------------------------------------------------

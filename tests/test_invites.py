@@ -23,27 +23,13 @@ from chat.errors import ChatError
 from chat.protocol import FrameLimits, parse_frame
 from chat.rooms import RoomTable
 
-from .common import next_of
 from . import loghygiene
+from .common import Clock, code_of, next_of
 from .conftest import FAST_ITER, REPO
 from .loghygiene import register_secret
 from .rawhttp import b64u, error_of, verifier
 
 SALT = b64u(b"\x01" * 16)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def code_of(call) -> str:
-    with pytest.raises(ChatError) as info:
-        call()
-    return info.value.code
 
 
 def invite_frame(ref: str | None = None):

@@ -14,15 +14,9 @@ from chat.protocol import Frame, FrameLimits, parse_frame
 from chat.rooms import RoomTable
 from chat.sessions import TokenSigner
 
+from .common import Clock, code_of
+
 SALT = crypto.b64u(b"\x01" * 16)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def creds(password: str, room_id: str) -> crypto.RoomKeys:
@@ -50,12 +44,6 @@ def create(table: RoomTable, keys, name="Küche", user="alice", address="10.0.0.
 
 def join(table: RoomTable, keys, name="KÜCHE ", user="bob", address="10.0.0.2"):
     return table.join(name, user, address, crypto.b64u(keys.auth_key))
-
-
-def code_of(call) -> str:
-    with pytest.raises(ChatError) as info:
-        call()
-    return info.value.code
 
 
 def test_canonical_room_id_folds_case_width_and_space():
