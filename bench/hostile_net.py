@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from chat.client import crypto
 
-from .wire import HttpConn, WsClient
+from .wire import HttpConn, WsClient, client_frame as ws_frame
 
 SERVER = "127.0.0.1"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -304,20 +304,6 @@ def chunk_frame(i: int = 0) -> bytes:
 
 
 # --- raw WebSocket for a member that stops reading -----------------------------------------------
-def ws_frame(opcode: int, payload: bytes) -> bytes:
-    """One masked client frame."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + body
-
-
 async def stalled_ws(sockets: Sockets, source: str, port: int, token: str, cursor: int,
                      rcvbuf: int = 4096, timeout: float = 10.0) -> socket.socket:
     """A WebSocket that sends hello, reads up to its welcome and then never reads again.

@@ -22,6 +22,19 @@ _now = time.monotonic
 OnMessage = Callable[[bytes, float], None]
 
 
+def client_frame(opcode: int, data: bytes) -> bytes:
+    """One final, masked client frame (RFC 6455 5.2)."""
+    n = len(data)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n <= 0xFFFF:
+        head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
+    mask = os.urandom(4)
+    return head + mask + _mask(mask, data)
+
+
 class WsClient(asyncio.Protocol):
     """A WebSocket client connection; every text/binary message goes to `on_message(data, t)`.
 
@@ -116,15 +129,7 @@ class WsClient(asyncio.Protocol):
     def _write(self, opcode: int, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        n = len(data)
-        if n < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n <= 0xFFFF:
-            head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
-        mask = os.urandom(4)
-        self.transport.write(head + mask + _mask(mask, data))
+        self.transport.write(client_frame(opcode, data))
 
     def send(self, data: bytes) -> None:
         """Send one text frame (masked, as the protocol requires of clients)."""
