@@ -127,39 +127,6 @@ class RoomTable:
         self.frames = Throttle(settings.frame_rate, "messages", clock)
         self.bytes = Throttle(settings.byte_rate, "bytes sent", clock)
 
-    # The admission throttles, reachable here as they always were (handlers, tests, tools).
-    @property
-    def join_failures_by_address(self) -> Throttle:
-        return self.admission.join_failures_by_address
-
-    @join_failures_by_address.setter
-    def join_failures_by_address(self, throttle: Throttle) -> None:
-        self.admission.join_failures_by_address = throttle
-
-    @property
-    def join_failures_by_room(self) -> Throttle:
-        return self.admission.join_failures_by_room
-
-    @join_failures_by_room.setter
-    def join_failures_by_room(self, throttle: Throttle) -> None:
-        self.admission.join_failures_by_room = throttle
-
-    @property
-    def creations(self) -> Throttle:
-        return self.admission.creations
-
-    @creations.setter
-    def creations(self, throttle: Throttle) -> None:
-        self.admission.creations = throttle
-
-    @property
-    def connections(self) -> Throttle:
-        return self.admission.connections
-
-    @connections.setter
-    def connections(self, throttle: Throttle) -> None:
-        self.admission.connections = throttle
-
     # --- looking up -------------------------------------------------------------------
     def limits(self) -> dict:
         s = self.settings

@@ -25,7 +25,7 @@ class AdmissionHandler(BaseHandler):
     """Create and join: the address pays from its connection allowance before the body is read."""
 
     def admit(self) -> None:
-        self.rooms.connections.take(self.client_address)
+        self.rooms.admission.connections.take(self.client_address)
 
 
 class CreateHandler(AdmissionHandler):

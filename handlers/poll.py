@@ -42,7 +42,7 @@ class PollEventsHandler(SessionHandler):
         if welcome or cursor < session.poll_cursor:
             # A resume or a fresh member list costs what a WebSocket reconnect costs, so a loop of
             # them cannot make the server replay its buffer or member list without bound.
-            rooms.connections.take(self.client_address)
+            rooms.admission.connections.take(self.client_address)
         # An answer holds at most this much of events; the client goes on from its cursor.
         limit = rooms.output.answer_bytes
         gap, events, last = rooms.page(session, cursor, limit)

@@ -47,7 +47,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
                 raise ChatError("forbidden_origin", "WebSocket connections from other sites are not accepted.")
             if self.request.headers.get("Upgrade", "").lower() != "websocket":
                 raise ChatError("bad_frame", "This address accepts WebSocket connections only.")
-            self.rooms.connections.take(self.client_address)
+            self.rooms.admission.connections.take(self.client_address)
         except ChatError as exc:
             if exc.code == "rate_limited":
                 self.security_event(exc.code)

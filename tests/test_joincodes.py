@@ -95,7 +95,7 @@ async def test_join_code_room_admits_only_current_code(make_client, table):
 
 @pytest.mark.gen_test
 async def test_wrong_codes_are_throttled_like_wrong_passwords(make_client, table):
-    table.join_failures_by_address = Throttle(Rate(2, 600), "failed joins from your address")
+    table.admission.join_failures_by_address = Throttle(Rate(2, 600), "failed joins from your address")
     alice = make_client("Kiosk", "alice", "pw")
     info = await alice.create(iterations=FAST_ITER, require_join_code=True)
     bob = make_client("kiosk", "bob", "pw")

@@ -223,7 +223,7 @@ def test_a_recreated_room_does_not_inherit_the_join_failure_bucket(clock, keys):
         assert code_of(lambda a=address: join(table, wrong, address=a)) == "wrong_password"
     assert code_of(lambda: join(table, keys, address="10.0.0.7")) == "rate_limited"
     table.leave(alice)
-    assert len(table.join_failures_by_room) == 0  # the server keeps nothing of the closed room's name
+    assert len(table.admission.join_failures_by_room) == 0  # the server keeps nothing of the closed room's name
     create(table, keys, address="10.0.0.8")
     assert join(table, keys, address="10.0.0.9")[0].username == "bob"
 

@@ -95,15 +95,15 @@ def test_per_address_throttles_count_one_ipv6_slash_64_as_one_address() -> None:
         guess = b64u(os.urandom(32))
         assert _refused(functools.partial(table.join, "V6", f"m{n}", f"2001:db8:aa::{n}", guess)) == "wrong_password"
     assert _refused(lambda: table.join("V6", "m", "2001:db8:aa:0:1::6", b64u(os.urandom(32)))) == "rate_limited"
-    table.connections.take("2001:db8:aa::7")
-    table.connections.take("2001:db8:aa::8")
-    assert _refused(lambda: table.connections.take("2001:db8:aa::9")) == "rate_limited"
+    table.admission.connections.take("2001:db8:aa::7")
+    table.admission.connections.take("2001:db8:aa::8")
+    assert _refused(lambda: table.admission.connections.take("2001:db8:aa::9")) == "rate_limited"
     # Another /64 and IPv4 addresses keep their own buckets.
-    table.connections.take("2001:db8:ab::1")
+    table.admission.connections.take("2001:db8:ab::1")
     assert _refused(lambda: table.join("V6", "m", "2001:db8:ab::1", b64u(os.urandom(32)))) == "wrong_password"
     for n in (1, 2, 3):
-        table.connections.take(f"192.0.2.{n}")
-        table.connections.take(f"192.0.2.{n}")
+        table.admission.connections.take(f"192.0.2.{n}")
+        table.admission.connections.take(f"192.0.2.{n}")
 
 
 def test_one_session_per_machine_counts_an_ipv6_client_by_its_64() -> None:
