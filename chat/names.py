@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Callable
 
 import icu
 from precis_i18n import get_profile
@@ -214,14 +215,18 @@ def _room_step(text: str) -> str:
     return _spaces(folded)
 
 
-def _room_canonical(key: str) -> str:
-    text = key
+def _settled(step: Callable[[str], str], text: str) -> str:
+    """Apply `step` until the text no longer changes (at most 8 rounds), so a key's key is itself."""
     for _ in range(8):
-        step = _room_step(text)
-        if step == text:
+        nxt = step(text)
+        if nxt == text:
             break
-        text = step
-    return unicodedata.normalize("NFC", text)
+        text = nxt
+    return text
+
+
+def _room_canonical(key: str) -> str:
+    return unicodedata.normalize("NFC", _settled(_room_step, key))
 
 
 def _room_once(value: object) -> tuple[str, str]:
@@ -331,10 +336,4 @@ def username_key(name: str) -> str:
     The key is the confusable skeleton of the PRECIS UsernameCaseMapped form, repeated until it
     no longer changes, so the key of a key is itself.
     """
-    text = name
-    for _ in range(8):
-        step = _user_key_step(text)
-        if step == text:
-            break
-        text = step
-    return text
+    return _settled(_user_key_step, name)
