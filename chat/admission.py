@@ -25,7 +25,7 @@ from .addresses import throttle_key
 from .config import Settings
 from .errors import ChatError
 from .ratelimit import Throttle
-from .securitylog import record
+from .securitylog import SecurityLog
 
 if TYPE_CHECKING:
     from .rooms import Room, Session
@@ -98,9 +98,11 @@ class _Guessing:
 class Admission:
     """The rules of entering, for one RoomTable; its clock is the table's."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
+                 security: Optional[SecurityLog] = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.security = security or SecurityLog(clock)
         s = settings
         # Per-address throttles key an IPv6 client by its /64, which one subscriber usually holds whole.
         self.join_failures_by_address = Throttle(s.join_failures, "failed joins from your address", clock,
@@ -128,7 +130,7 @@ class Admission:
     def _check_rooms_per_address(self, address: str, room_id: str = "") -> None:
         cap = self.settings.rooms_per_address
         if cap and self.rooms_by_address.get(throttle_key(address), 0) >= cap:
-            record("too_many_rooms", address, room_id)
+            self.security.record("too_many_rooms", address, room_id)
             raise ChatError("too_many_rooms", f"Your address already has {cap} open rooms, as many as this "
                                               "server allows; close one first.")
 
@@ -174,7 +176,7 @@ class Admission:
             inv = None
         if inv is None or inv.room_id != room.room_id:
             self.join_failures_by_address.spend(address)
-            record("bad_invite", address, room.room_id)
+            self.security.record("bad_invite", address, room.room_id)
             raise ChatError("bad_invite", "This invite is unknown, used or expired; ask a member for a new one.")
         return inv
 
@@ -202,7 +204,7 @@ class Admission:
             invite.failures += 1
             if invite.failures >= INVITE_FAILURES:
                 self._drop_invite(invite)
-        record(reason, address, room.room_id)
+        self.security.record(reason, address, room.room_id)
         self._guessed(room)
 
     def ban_keys(self, username_key: str, address: str) -> List[str]:
@@ -232,7 +234,7 @@ class Admission:
         until = max((room.bans.get(k, 0.0) for k in self.ban_keys(names.username_key(user), address)), default=0.0)
         if until > now:
             wait = max(1, math.ceil(until - now))
-            record("banned", address, room.room_id)
+            self.security.record("banned", address, room.room_id)
             raise ChatError("banned", f"The room's host removed you; you may join again in {wait} seconds.",
                             retry_after=wait)
 
@@ -242,7 +244,7 @@ class Admission:
             raise ChatError("server_full", "This server holds as many sessions as it allows; try later.")
         cap = self.settings.sessions_per_address
         if cap and self.sessions_by_address.get(throttle_key(address), 0) >= cap:
-            record("too_many_sessions", address, room_id)
+            self.security.record("too_many_sessions", address, room_id)
             raise ChatError("too_many_sessions", f"Your address already has {cap} sessions open, as many as "
                                                  "this server allows; leave a room first.")
 

@@ -60,7 +60,7 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
     # Lookups and QR images (GETs any page can make a browser send) spend their own allowance, so a
     # foreign page cannot spend the one that admits the victim's joins and WebSockets.
     lookups = Throttle(settings.lookup_rate, "room lookups from your address", table.clock, key=throttle_key)
-    caps = ConnectionCaps.from_settings(settings, open_files_limit())
+    caps = ConnectionCaps.from_settings(settings, open_files_limit(), table.security)
     app = tornado.web.Application(
         routes(),
         rooms=table,

@@ -2,8 +2,9 @@
 
 A connection over its address's cap (an IPv6 client's /64, as every per-address throttle counts)
 or over the total cap is closed as soon as it is accepted, counted, and logged at most once per
-address per LOG_INTERVAL in the security log. Running out of descriptors or kernel memory
-(EMFILE, ENFILE, ENOBUFS, ENOMEM) pauses accepting for ACCEPT_PAUSE seconds after one log line.
+address per LOG_INTERVAL in the security log (which rations its lines on top). Running out of
+descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) pauses accepting for ACCEPT_PAUSE
+seconds after one log line.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import tornado.iostream
 
 from .addresses import throttle_key
 from .config import Network, Settings
-from .securitylog import record
+from .securitylog import SecurityLog
 
 log = logging.getLogger("sealchat")
 
@@ -66,21 +67,22 @@ class ConnectionCaps:
     """Open connections per address key and in total; counts and logs what it refuses."""
 
     def __init__(self, total: int, per_address: int, trusted: Sequence[Network] = (),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, security: Optional[SecurityLog] = None) -> None:
         self.total = total
         # No single address may hold more than a quarter of the whole (0: no per-address cap).
         self.per_address = min(per_address, max(1, total // 4)) if per_address else 0
         self.trusted = tuple(trusted)
         self.clock = clock
+        self.security = security or SecurityLog(clock)
         self.open = 0
         self.refused = 0
         self._by_key: Dict[str, int] = {}
         self._logged: Dict[str, float] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, open_files: int) -> "ConnectionCaps":
+    def from_settings(cls, settings: Settings, open_files: int, security: SecurityLog) -> "ConnectionCaps":
         total = settings.max_connections or total_from_limit(open_files)
-        return cls(total, settings.max_connections_per_address, settings.trusted_proxies)
+        return cls(total, settings.max_connections_per_address, settings.trusted_proxies, security.clock, security)
 
     def _key(self, address: str) -> Optional[str]:
         """The per-address key, or None for a trusted proxy (everyone behind it shares its address)."""
@@ -128,7 +130,7 @@ class ConnectionCaps:
         last = self._logged.get(log_key)
         if last is None or now - last >= LOG_INTERVAL:
             self._logged[log_key] = now
-            record(reason, address)
+            self.security.record(reason, address)
 
     def from_address(self, address: str) -> int:
         key = self._key(address)

@@ -23,7 +23,7 @@ from .joincodes import JoinCode
 from .output import OutputBudget
 from .protocol import CHUNK_BYTES, KDF, MAX_ITER, MIN_ITER
 from .ratelimit import Throttle
-from .securitylog import record
+from .securitylog import SecurityLog
 from .sessions import Claims, TokenSigner, new_session_id
 
 if TYPE_CHECKING:
@@ -123,7 +123,8 @@ class RoomTable:
         self._buffer = BufferLimits(settings.buffer_seconds, settings.buffer_events, settings.buffer_bytes)
         self.budget = BufferBudget(settings.buffer_total_bytes)
         self.output = OutputBudget.from_settings(settings)  # what is queued to clients
-        self.admission = Admission(settings, clock)  # who may enter (chat/admission.py)
+        self.security = SecurityLog(clock)  # refusals, rationed per reason (chat/securitylog.py)
+        self.admission = Admission(settings, clock, self.security)  # who may enter (chat/admission.py)
         self.frames = Throttle(settings.frame_rate, "messages", clock)
         self.bytes = Throttle(settings.byte_rate, "bytes sent", clock)
 
@@ -324,7 +325,7 @@ class RoomTable:
     def _host_only(self, session: Session, ref: Optional[str]) -> Room:
         room = self.check_live(session, ref)
         if room.host is not session:
-            record("not_host", session.address, room.room_id)
+            self.security.record("not_host", session.address, room.room_id)
             raise ChatError("not_host", "Only the room's host can do this.", ref=ref)
         return room
 
@@ -394,6 +395,7 @@ class RoomTable:
             room.hub.trim(now)
             room.forget_expired(now)
         self.admission.sweep()
+        self.security.sweep()
         for throttle in (self.frames, self.bytes):
             throttle.sweep()
 

@@ -17,7 +17,6 @@ from chat.addresses import client_address
 from chat.config import Settings
 from chat.errors import ChatError
 from chat.rooms import RoomTable, Session
-from chat.securitylog import record
 
 # The largest body of a JSON route (create, join, leave, poll events, anything but a frame): a
 # few hundred bytes in use, the longest names escaped included; read only once it is known to fit.
@@ -88,7 +87,7 @@ class SealchatMixin:
                               self.config.trusted_proxies)
 
     def security_event(self, reason: str, room: str = "") -> None:
-        record(reason, self.client_address, room)
+        self.rooms.security.record(reason, self.client_address, room)
 
     @property
     def request_scheme(self) -> str:
