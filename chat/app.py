@@ -77,7 +77,7 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
         compress_response=False,
         template_path=str(TEMPLATES),
         assets=Assets.build(),
-        qr_cache=SvgCache(),
+        qr_cache=SvgCache(Throttle(settings.qr_rate, "QR images", table.clock)),
     )
 
     def sweep() -> None:

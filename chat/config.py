@@ -94,6 +94,7 @@ class Settings:
     create_rate: Rate = field(default_factory=lambda: Rate(10, 60))
     connect_rate: Rate = field(default_factory=lambda: Rate(120, 60))
     lookup_rate: Rate = field(default_factory=lambda: Rate(120, 60))  # room lookups and QR images
+    qr_rate: Rate = field(default_factory=lambda: Rate(20, 10))  # QR images drawn, server-wide
     frame_rate: Rate = field(default_factory=lambda: Rate(200, 10))
     byte_rate: Rate = field(default_factory=lambda: Rate(16 * 1024 * 1024, 10))
     log_level: str = "info"
@@ -235,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="room creations, joins and WebSocket connections per address")
     thr.add_argument("--lookup-rate", type=parse_rate, default=d.lookup_rate,
                      help="room lookups and join-link QR images per address")
+    thr.add_argument("--qr-rate", type=parse_rate, default=d.qr_rate,
+                     help="QR images drawn (not served from the cache), server-wide")
     thr.add_argument("--frame-rate", type=parse_rate, default=d.frame_rate, help="frames per session")
     thr.add_argument("--byte-rate", type=parse_rate, default=d.byte_rate, help="bytes per session")
     p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])

@@ -17,6 +17,7 @@ from qrcode.image.svg import SvgPathFillImage
 
 from .errors import ChatError
 from .names import MAX_ROOM_NAME
+from .ratelimit import Throttle
 
 CONTENT_TYPE = "image/svg+xml"
 # A host name (253) with a port, as a Host header may carry it.
@@ -52,6 +53,7 @@ RENDER_THREADS = 2
 MAX_PENDING_RENDERS = 32
 
 _executor: Optional[ThreadPoolExecutor] = None
+ALLOWANCE = "server"  # the one key of the server-wide render allowance
 
 
 def executor() -> ThreadPoolExecutor:
@@ -74,10 +76,13 @@ class SvgCache:
     """The last few join-link QR images made, so a kiosk wall reloading its page costs no rendering.
 
     Keyed by (base URL, room name); bounded by entries (the largest image is about 100 kB), the least
-    recently used goes first. Concurrent requests for one image wait for one render.
+    recently used goes first. Concurrent requests for one image wait for one render. Every image
+    drawn, cached or not, spends one from a server-wide allowance (`--qr-rate`): per-address
+    allowances alone let a few addresses keep the render threads busy.
     """
 
-    def __init__(self, size: int = 32, max_pending: int = MAX_PENDING_RENDERS) -> None:
+    def __init__(self, renders: Throttle, size: int = 32, max_pending: int = MAX_PENDING_RENDERS) -> None:
+        self.renders = renders
         self.size = size
         self.max_pending = max_pending
         self._items: "OrderedDict[Tuple[str, str], bytes]" = OrderedDict()
@@ -95,10 +100,19 @@ class SvgCache:
             if len(self._pending) >= self.max_pending:
                 raise ChatError("server_full", "The server is busy drawing QR codes; try again in a moment.",
                                 retry_after=1)
-            pending = asyncio.ensure_future(render(join_link(base_url, room_name)))
+            pending = asyncio.ensure_future(self.draw(join_link(base_url, room_name)))
             self._pending[key] = pending
             pending.add_done_callback(lambda fut: self._done(key, fut))
         return await asyncio.shield(pending)
+
+    async def draw(self, data: str) -> bytes:
+        """A QR image drawn now, uncached (a join code's secret is never kept), paid from the allowance."""
+        wait = self.renders.retry_after(ALLOWANCE)
+        if wait:
+            raise ChatError("server_full", f"The server is busy drawing QR codes; try again in {wait} seconds.",
+                            retry_after=wait)
+        self.renders.spend(ALLOWANCE)
+        return await render(data)
 
     def _done(self, key: Tuple[str, str], fut: "asyncio.Future[bytes]") -> None:
         self._pending.pop(key, None)

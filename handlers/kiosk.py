@@ -38,7 +38,7 @@ class JoinCodeQrHandler(SessionHandler, SvgHandler):
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
             raise ChatError("not_found", "This room has no join code.")
-        self.write_svg(await qr.render(room.join_code.uri(room.name)))
+        self.write_svg(await self.settings["qr_cache"].draw(room.join_code.uri(room.name)))
 
 
 class JoinLinkQrHandler(SvgHandler):

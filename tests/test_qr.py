@@ -19,6 +19,7 @@ from chat.client.http import HttpApi
 from chat.config import Rate
 from chat.joincodes import JoinCode
 from chat.names import MAX_ROOM_NAME
+from chat.ratelimit import Throttle
 
 from .conftest import FAST_ITER, next_address
 
@@ -62,7 +63,7 @@ async def test_svg_cache_is_bounded_and_keyed_by_base_and_name(monkeypatch):
     made = []
     real_svg = qr.svg
     monkeypatch.setattr(qr, "svg", lambda data: made.append(data) or real_svg(data))
-    cache = qr.SvgCache(size=2)
+    cache = qr.SvgCache(Throttle(Rate(100, 1), "QR images"), size=2)
     first = await cache.join_link_svg("http://a", "One")
     assert await cache.join_link_svg("http://a", "One") is first and len(made) == 1
     await cache.join_link_svg("http://b", "One")  # another host is another image
@@ -183,6 +184,24 @@ async def test_join_link_qr_is_throttled_per_address_and_cached(settings, server
     assert len(made) == 1
     other = HttpApi(server_url, source_address=next_address())  # another address is not held up
     assert (await get(other, "/qr/join?roomname=Other")).code == 200
+
+
+@pytest.mark.parametrize("settings", [{"qr_rate": Rate(2, 600)}], indirect=True)
+@pytest.mark.gen_test
+async def test_qr_images_drawn_are_capped_server_wide_and_cached_ones_still_served(settings, server_url, monkeypatch):
+    """Many addresses, each within its own allowance, cannot keep the server drawing QR codes."""
+    made = []
+    real_svg = qr.svg
+    monkeypatch.setattr(qr, "svg", lambda data: made.append(data) or real_svg(data))
+    first, second, third = (HttpApi(server_url, source_address=next_address()) for _ in range(3))
+    assert (await get(first, "/qr/join?roomname=One")).code == 200
+    assert (await get(second, "/qr/join?roomname=Two")).code == 200
+    busy = await get(third, "/qr/join?roomname=Three")
+    assert busy.code == 503 and json.loads(busy.body)["code"] == "server_full"
+    assert int(busy.headers["Retry-After"]) == json.loads(busy.body)["retry_after"] > 0
+    assert len(made) == 2
+    again = await get(third, "/qr/join?roomname=One")  # already drawn: served from the cache, free
+    assert again.code == 200 and again.body == real_svg(made[0]) and len(made) == 2
 
 
 @pytest.mark.gen_test
