@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,13 +34,31 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     assert test in ci  # the README's command, whole, on a line of its own
     after = [line for line in ci[ci.index(test) + 1:] if line and not line.startswith("#")]
-    assert after == ["ruff check ."]  # then only the linters
+    assert after == ["ruff check .", "npx eslint"]  # then only the linters
 
 
 @pytest.mark.skipif(not SHARED_VECTORS.exists(), reason="no published protocol directory beside the repository")
 def test_vendored_vectors_are_the_published_ones():
     vendored = json.loads((VECTORS / "protocol-v1-vectors.json").read_text())
     assert vendored == json.loads(SHARED_VECTORS.read_text())
+
+
+def test_eslint_holds_the_shipped_scripts_to_es5_and_their_declared_globals():
+    """eslint.config.js lints frontend/static/js: a bare ES2015 global or an undeclared name fails."""
+    npx = shutil.which("npx")
+    assert npx, "Node.js is not installed: install it, then run `npm ci` at the repository root"
+
+    def lint(source: str, name: str = "frontend/static/js/probe.js") -> subprocess.CompletedProcess:
+        return subprocess.run([npx, "--no-install", "eslint", "--stdin", "--stdin-filename", name], input=source,
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    clean = "(function (root) {\n    'use strict';\n    root.SealCrypto.detect(new Uint8Array(2));\n}(this));\n"
+    assert lint(clean).returncode == 0, lint(clean).stdout
+    bad = lint(clean.replace("root.SealCrypto.detect(new Uint8Array(2))", "Promise.resolve(Sealchat)"))
+    assert bad.returncode == 1
+    assert "'Promise' is not defined" in bad.stdout and "'Sealchat' is not defined" in bad.stdout
+    assert "Parsing error" in lint("let x = 1;\n").stdout  # ecmaVersion 5
+    assert lint("let x = 1;\n", name="bench/probe.js").returncode == 0  # only the shipped scripts are linted
 
 
 def _free_port() -> int:

@@ -51,7 +51,7 @@
             }, opts.timeout);
         }
         xhr.onreadystatechange = function () {
-            var data = null, status;
+            var data, status;
             if (xhr.readyState !== 4) {
                 return;
             }

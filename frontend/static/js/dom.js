@@ -180,7 +180,7 @@
 
     // Light/dark: follows the system unless the user picked one (kept in localStorage).
     function initTheme() {
-        var html = doc.documentElement, button = byId('theme-toggle'), stored = null;
+        var html = doc.documentElement, button = byId('theme-toggle'), stored;
         try {
             stored = root.localStorage.getItem('sealchat.theme');
         } catch (e) {

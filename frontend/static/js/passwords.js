@@ -103,7 +103,7 @@
     function listedWords(pw) {
         var parts = pw.toLowerCase().split(SEPARATORS), i;
         for (i = 0; i < parts.length; i++) {
-            if (!LISTED.hasOwnProperty(parts[i])) {
+            if (!Object.prototype.hasOwnProperty.call(LISTED, parts[i])) {
                 return 0;
             }
         }

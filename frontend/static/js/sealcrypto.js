@@ -1127,7 +1127,7 @@
     var ANNOUNCE_FIELDS = ['v', 'room', 'user', 'dh', 'sig', 'ts'];
     var GRANT_FIELDS = ['v', 'room', 'from', 'to', 'epoch', 'at', 'members', 'hdh', 'mdh', 'ts'];
     var HEADER_FIELDS = ['v', 'room', 'from', 'type', 'id', 'ts', 'epoch'];
-    var B64U_TEXT = /^[A-Za-z0-9_\-]*$/;
+    var B64U_TEXT = /^[A-Za-z0-9_-]*$/;
 
     function isObject(x) {
         return !!x && typeof x === 'object' && Object.prototype.toString.call(x) !== '[object Array]';
@@ -1403,7 +1403,7 @@
      * compilers have miscompiled floating-point and 32-bit arithmetic); throws 'unsupported' if not.
      */
     function nacl() {
-        var n = root.nacl, ok = false;
+        var n = root.nacl, ok;
         if (n && n === naclChecked) {
             return n;
         }

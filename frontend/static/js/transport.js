@@ -200,7 +200,7 @@
                 return;
             }
             if (welcomed) {
-                self.wsDropped(probe);
+                self.wsDropped();
             } else {
                 self.wsFailed(probe, 'WebSocket could not connect');
             }
@@ -234,7 +234,7 @@
         this.retryWs();
     };
 
-    Transport.prototype.wsDropped = function (probe) {
+    Transport.prototype.wsDropped = function () {
         var now = new Date().getTime(), kept = [], i;
         this.wsDrops.push(now);
         for (i = 0; i < this.wsDrops.length; i++) {
