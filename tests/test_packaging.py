@@ -61,6 +61,30 @@ def test_eslint_holds_the_shipped_scripts_to_es5_and_their_declared_globals():
     assert lint("let x = 1;\n", name="bench/probe.js").returncode == 0  # only the shipped scripts are linted
 
 
+def _without_chromium_on_path() -> str:
+    return os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if d and not os.path.exists(os.path.join(d, "chromium")))
+
+
+@pytest.mark.parametrize("ci", ["true", None])
+def test_a_missing_chromium_fails_the_browser_tests_under_ci(ci):
+    """A CI run without Chromium must not pass by skipping every browser test; elsewhere they skip."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "SEALCHAT_CHROMIUM", "PYTEST_ADDOPTS")}
+    env["PATH"] = _without_chromium_on_path()
+    if ci:
+        env["CI"] = ci
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q",
+                          "tests/browser/test_leave.py::test_kiosk_leave_wipes_the_screen_before_the_server_answers"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    if ci:
+        assert out.returncode == 1, out.stdout
+        assert "1 error" in out.stdout and "skipped" not in out.stdout
+        assert "no Chromium: 'chromium' is not an executable on PATH, and CI is set" in out.stdout
+    else:
+        assert out.returncode == 0, out.stdout
+        assert "1 skipped" in out.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
