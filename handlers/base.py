@@ -113,7 +113,8 @@ class SealchatMixin:
     def set_default_headers(self) -> None:
         """Every response, the WebSocket handshake and its refusals included, gets these."""
         h = self.set_header
-        h("Content-Security-Policy", content_security_policy(self.request.host or "", self.config.tls))
+        # wss: whenever the browser came over https, through a trusted TLS proxy too
+        h("Content-Security-Policy", content_security_policy(self.request.host or "", self.request_scheme == "https"))
         h("X-Content-Type-Options", "nosniff")
         h("Referrer-Policy", "no-referrer")
         h("X-Frame-Options", "DENY")
