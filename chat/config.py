@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from .manifest import VersionAction
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sealchat: password-sealed, ephemeral chat rooms. The server relays ciphertext only.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--version", action=VersionAction)
     net = p.add_argument_group("network")
     net.add_argument("--host", default=d.host, help="address to listen on")
     net.add_argument("--port", type=_port, default=d.port, help="port to listen on (0 picks a free one)")

@@ -17,6 +17,8 @@ from typing import List, Optional, Sequence
 
 from tornado.httpclient import HTTPClientError
 
+from chat.manifest import VersionAction
+
 from . import crypto
 from .errors import ConnectionEnded, ServerRefused
 from .room import RoomClient
@@ -24,7 +26,10 @@ from .room import RoomClient
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sealchat", allow_abbrev=False,
-                                description="Sealchat command-line client (end-to-end encrypted).")
+                                description="Sealchat command-line client (end-to-end encrypted).",
+                                epilog="`sealchat verify URL` checks that a server sends this release's pages, "
+                                       "scripts and security headers (sealchat verify --help).")
+    p.add_argument("--version", action=VersionAction)
     p.add_argument("--server", required=True, help="server URL, e.g. http://192.168.1.10:8888")
     p.add_argument("--room", required=True)
     p.add_argument("--user", required=True)
@@ -315,6 +320,10 @@ def _fail(reason: str) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["verify"]:  # no room, user or password: its own parser (chat/client/verify.py)
+        from .verify import main as verify
+        sys.exit(verify(argv[1:]))
     args = build_parser().parse_args(argv)
     password = read_password(args)
     try:
