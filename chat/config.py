@@ -29,19 +29,86 @@ class Rate:
         return f"{self.count:g}/{self.seconds:g}"
 
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kKmM])(?:iB)?)?\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*$")
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:([kKmM])(?:iB)?)?\s*$")
+_UNITS = {"": 1, "k": 1024, "m": 1024 * 1024}
 
 
 def parse_rate(text: str) -> Rate:
-    """Parse 'N/SECONDS' (N may end in K or M, for byte rates)."""
+    """Parse 'N/SECONDS' (N may end in K or M, for byte rates), also as --help shows it: '16 MiB/10 s'."""
     m = _RATE.match(text)
     if not m:
         raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 5/660 or 16M/10")
-    count = float(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+    count = float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
     seconds = float(m.group(3))
     if count <= 0 or seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: both sides of a rate must be positive")
     return Rate(count, seconds)
+
+
+def parse_byte_rate(text: str) -> Rate:
+    """parse_rate for a rate of bytes; its own function so that --help shows it in KiB or MiB."""
+    return parse_rate(text)
+
+
+def parse_size(text: str) -> int:
+    """A positive number of bytes: 5242880, or with K or M for KiB or MiB (5M, '5 MiB')."""
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 5242880, 5M or '5 MiB'")
+    value = int(m.group(1)) * _UNITS[(m.group(2) or "").lower()]
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"size {text} must be positive")
+    return value
+
+
+def size_text(n: int) -> str:
+    """A number of bytes as --help and the README write it: in MiB or KiB where that is exact."""
+    for unit, name in ((1024 * 1024, "MiB"), (1024, "KiB")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit} {name}"
+    return str(n)
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+def rate_text(rate: Rate, of_bytes: bool = False) -> str:
+    """A rate as --help and the README write it: '5/660 s', '16 MiB/10 s'."""
+    count = size_text(int(rate.count)) if of_bytes and rate.count == int(rate.count) else _number_text(rate.count)
+    return f"{count}/{_number_text(rate.seconds)} s"
+
+
+def default_text(value: object, kind: object = None) -> str:
+    """An option's default as --help and the README's flag table write it; `kind` is the option's type."""
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, Rate):
+        return rate_text(value, of_bytes=kind is parse_byte_rate)
+    if kind is parse_size and isinstance(value, int):
+        return size_text(value)
+    if isinstance(value, float):
+        return _number_text(value)
+    return str(value)
+
+
+class _DefaultsShown:
+    """Adds options to a parser or group with their default at the end of their help, in the units
+    the README's flag table uses; `shown=` gives it in words where argparse cannot hold it."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def add_argument(self, *flags: str, shown: Optional[str] = None, **kw: Any) -> argparse.Action:
+        action = self.group.add_argument(*flags, **kw)
+        if shown is None and action.default is not argparse.SUPPRESS:
+            shown = default_text(action.default, action.type)
+        if shown is not None:
+            action.help = f"{action.help} (default: {shown})" if action.help else f"default: {shown}"
+        return action
 
 
 DEFAULT_ROOMS_PER_ADDRESS = 10
@@ -158,10 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sealchat-server",
         allow_abbrev=False,
         description="Sealchat: password-sealed, ephemeral chat rooms. The server relays ciphertext only.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Sizes are in bytes, or in KiB or MiB: 5242880, 5M or '5 MiB'. Rates are COUNT/SECONDS: "
+               "5/660 or '5/660 s'; byte rates also 16M/10 or '16 MiB/10 s'.",
     )
     p.add_argument("--version", action=VersionAction)
-    net = p.add_argument_group("network")
+    net = _DefaultsShown(p.add_argument_group("network"))
     net.add_argument("--host", default=d.host, help="address to listen on")
     net.add_argument("--port", type=_port, default=d.port, help="port to listen on (0 picks a free one)")
     net.add_argument("--certfile", help="TLS certificate (PEM); needs --keyfile")
@@ -175,29 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--public-url", metavar="URL",
                      help="this server's address as browsers reach it (https://chat.example.org); the "
                           "kiosk's join-link QR code uses it rather than the request's Host header")
-    lim = p.add_argument_group("limits")
-    lim.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms)
-    lim.add_argument("--max-sessions", type=_positive_int, default=d.max_sessions)
+    lim = _DefaultsShown(p.add_argument_group("limits"))
+    lim.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms, help="open rooms")
+    lim.add_argument("--max-sessions", type=_positive_int, default=d.max_sessions, help="live sessions, all rooms")
     lim.add_argument("--max-members", type=_positive_int, default=d.max_members, help="members per room")
     # Their defaults depend on --allow-shared-address: left out of the namespace unless given.
     lim.add_argument("--max-rooms-per-address", type=_non_negative_int, default=argparse.SUPPRESS, metavar="N",
-                     help=f"live rooms one client address (IPv6: one /64) may have created (default "
-                          f"{DEFAULT_ROOMS_PER_ADDRESS}; no cap with --allow-shared-address unless set); 0: no cap")
+                     help="live rooms one client address (IPv6: one /64) may have created; 0: no cap",
+                     shown=f"{DEFAULT_ROOMS_PER_ADDRESS}; none with --allow-shared-address unless set")
     lim.add_argument("--max-sessions-per-address", type=_non_negative_int, default=argparse.SUPPRESS, metavar="N",
-                     help=f"live sessions of one client address (IPv6: one /64), all rooms together (default "
-                          f"{DEFAULT_SESSIONS_PER_ADDRESS}; no cap with --allow-shared-address unless set); 0: no cap")
+                     help="live sessions of one client address (IPv6: one /64), all rooms together; 0: no cap",
+                     shown=f"{DEFAULT_SESSIONS_PER_ADDRESS}; none with --allow-shared-address unless set")
     lim.add_argument("--max-connections", type=_non_negative_int, default=d.max_connections,
                      help="open TCP connections in total; 0 takes the open-files limit less a reserve")
     lim.add_argument("--max-connections-per-address", type=_non_negative_int,
                      default=d.max_connections_per_address,
                      help="open TCP connections per client address (IPv6: per /64), at most a quarter of "
                           "the total; 0: no per-address cap (trusted proxies are never capped per address)")
-    lim.add_argument("--max-file-bytes", type=_positive_int, default=d.max_file_bytes)
-    lim.add_argument("--max-text-bytes", type=_positive_int, default=d.max_text_bytes,
+    lim.add_argument("--max-file-bytes", type=parse_size, default=d.max_file_bytes, help="largest image or file")
+    lim.add_argument("--max-text-bytes", type=parse_size, default=d.max_text_bytes,
                      help="largest encrypted message")
-    lim.add_argument("--max-frame-bytes", type=_positive_int, default=d.max_frame_bytes,
+    lim.add_argument("--max-frame-bytes", type=parse_size, default=d.max_frame_bytes,
                      help="largest inbound frame; must hold one file chunk")
-    tim = p.add_argument_group("timing (seconds)")
+    tim = _DefaultsShown(p.add_argument_group("timing (seconds)"))
     tim.add_argument("--presence-timeout", type=_positive_float, default=d.presence_timeout,
                      help="remove a member whose connection is gone this long")
     tim.add_argument("--poll-timeout", type=_positive_float, default=d.poll_timeout,
@@ -208,12 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long events stay replayable for reconnecting members")
     tim.add_argument("--buffer-events", type=_positive_int, default=d.buffer_events,
                      help="most events kept per room for replay")
-    tim.add_argument("--buffer-bytes", type=_positive_int, default=d.buffer_bytes,
+    tim.add_argument("--buffer-bytes", type=parse_size, default=d.buffer_bytes,
                      help="most bytes kept per room for replay")
-    tim.add_argument("--buffer-total-bytes", type=_positive_int, default=d.buffer_total_bytes,
+    tim.add_argument("--buffer-total-bytes", type=parse_size, default=d.buffer_total_bytes,
                      help="most bytes kept for replay by all rooms together; over it, a room that "
                           "publishes drops its own oldest events first")
-    lim.add_argument("--output-budget", type=_positive_int, default=d.output_budget,
+    lim.add_argument("--output-budget", type=parse_size, default=d.output_budget,
                      help="most bytes queued to clients (WebSocket frames and long-poll answers) by all "
                           "connections together; a quarter of it (up to 16 MiB) per WebSocket, a quarter per "
                           "address, a "
@@ -229,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     tim.add_argument("--invite-ttl", type=_positive_float, default=d.invite_ttl,
                      help="a member's single-use invite (it lets its holder past the room's failed-join "
                           "limit) is valid this long")
-    thr = p.add_argument_group("throttles (N/SECONDS)")
+    thr = _DefaultsShown(p.add_argument_group("throttles (N/SECONDS)"))
     thr.add_argument("--join-failures", type=parse_rate, default=d.join_failures,
                      help="failed joins allowed per client address")
     thr.add_argument("--room-join-failures", type=parse_rate, default=d.room_join_failures,
@@ -242,8 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     thr.add_argument("--qr-rate", type=parse_rate, default=d.qr_rate,
                      help="QR images drawn (not served from the cache), server-wide")
     thr.add_argument("--frame-rate", type=parse_rate, default=d.frame_rate, help="frames per session")
-    thr.add_argument("--byte-rate", type=parse_rate, default=d.byte_rate, help="bytes per session")
-    p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+    thr.add_argument("--byte-rate", type=parse_byte_rate, default=d.byte_rate, help="bytes per session")
+    _DefaultsShown(p).add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"],
+                                   help="least severe log records written to stderr")
     return p
 
 

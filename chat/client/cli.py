@@ -35,12 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True)
     pw = p.add_mutually_exclusive_group()
     pw.add_argument("--password-env", default="SEALCHAT_PASSWORD", metavar="VAR",
-                    help="environment variable holding the password")
+                    help="environment variable holding the password (default: %(default)s)")
     pw.add_argument("--password-file", metavar="PATH", help="file whose first line is the password")
-    p.add_argument("--transport", choices=["ws", "poll"], default="ws")
+    p.add_argument("--transport", choices=["ws", "poll"], default="ws",
+                   help="ws: WebSocket; poll: HTTP long-poll (default: %(default)s)")
     p.add_argument("--create", action="store_true", help="create the room instead of joining it")
     p.add_argument("--iterations", type=int, default=crypto.DEFAULT_ITER,
-                   help="PBKDF2 iterations when creating (100000..10000000)")
+                   help="PBKDF2 iterations when creating (100000..10000000) (default: %(default)s)")
     p.add_argument("--require-join-code", action="store_true", help="with --create: joiners need a TOTP code")
     p.add_argument("--join-code", help="the room's current join code")
     p.add_argument("--invite", metavar="CODE",
@@ -54,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     si = sub.add_parser("send-image", help="send one file (e.g. an image) and leave")
     si.add_argument("path")
     li = sub.add_parser("listen", help="print events as JSON lines")
-    li.add_argument("--count", type=int, help="exit after this many messages")
-    li.add_argument("--timeout", type=float, help="exit after this many seconds")
+    li.add_argument("--count", type=int, help="exit after this many messages (default: no limit)")
+    li.add_argument("--timeout", type=float, help="exit after this many seconds (default: no limit)")
     li.add_argument("--save-dir", help="write received files here")
     sub.add_parser("chat", help="interactive: lines you type are sent; /kick NAME, /lock, /unlock (host), "
                                 "/invite, /safety, /quit")
