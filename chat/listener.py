@@ -108,21 +108,17 @@ class ConnectionCaps:
         self.open += 1
         if key is not None:
             self._by_key[key] = self._by_key.get(key, 0) + 1
-        released = False
+        return _Slot(self, key)
 
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            self.open -= 1
-            if key is not None:
-                left = self._by_key[key] - 1
-                if left:
-                    self._by_key[key] = left
-                else:
-                    del self._by_key[key]
-        return release
+    def release(self, key: Optional[str]) -> None:
+        """One connection admitted under `key` has closed (called once, by its _Slot)."""
+        self.open -= 1
+        if key is not None:
+            left = self._by_key[key] - 1
+            if left:
+                self._by_key[key] = left
+            else:
+                del self._by_key[key]
 
     def _refuse(self, log_key: str, address: str, reason: str) -> None:
         self.refused += 1
@@ -144,6 +140,22 @@ class ConnectionCaps:
     def stats(self) -> dict:
         return {"open": self.open, "refused": self.refused, "max": self.total,
                 "max_per_address": self.per_address}
+
+
+class _Slot:
+    """One admitted connection's place under the caps; calling it gives the place back, once.
+    An object with slots, not a closure: every open connection holds one."""
+
+    __slots__ = ("caps", "key")
+
+    def __init__(self, caps: ConnectionCaps, key: Optional[str]) -> None:
+        self.caps: Optional[ConnectionCaps] = caps
+        self.key = key
+
+    def __call__(self) -> None:
+        caps, self.caps = self.caps, None
+        if caps is not None:
+            caps.release(self.key)
 
 
 class _Released:

@@ -61,8 +61,9 @@ class Session:
     poll_cursor: int = 0
     # Drawn once per session; handed out only to a request whose token checked from its address.
     resume_key: str = field(default_factory=new_resume_key)
-    # The session's latest announcement {"from", "a", "t", "s"}: one per session, fields bounded.
-    announcement: Optional[dict] = None
+    # The session's latest announcement as its ("a", "t", "s") fields, bounded; a tuple, not a
+    # dict, since every session holds one ("from" is the username).
+    announcement: Optional[Tuple[str, str, str]] = None
 
     @property
     def key(self) -> str:
@@ -102,7 +103,8 @@ class Room:
 
     def keys(self) -> List[dict]:
         """The latest announcement of every present member that sent one, in member order."""
-        return [s.announcement for s in self.members.values() if s.announcement is not None]
+        return [{"from": s.username, "a": s.announcement[0], "t": s.announcement[1], "s": s.announcement[2]}
+                for s in self.members.values() if s.announcement is not None]
 
     def forget_expired(self, now: float) -> None:
         for table in (self.bans, self.removed):
@@ -332,9 +334,9 @@ class RoomTable:
     def announce(self, session: Session, fields: dict) -> None:
         """Keep the session's latest announcement (for newcomers' welcome) and relay it to all."""
         room = self.check_live(session)
-        ann = {"from": session.username, "a": fields["a"], "t": fields["t"], "s": fields["s"]}
-        session.announcement = ann
-        room.hub.publish(dict(ann, type="announce"))
+        session.announcement = (fields["a"], fields["t"], fields["s"])
+        room.hub.publish({"from": session.username, "a": fields["a"], "t": fields["t"], "s": fields["s"],
+                          "type": "announce"})
 
     def grant(self, session: Session, grants: List[dict], ref: Optional[str] = None) -> int:
         """Deliver each grant of one rekey to its addressee alone; returns how many went out.
