@@ -219,7 +219,7 @@ class Admission:
         self._check_ban(room, user, address)
         if room.locked:
             raise ChatError("room_locked", "The room's host has locked this room; nobody new can join now.")
-        if names.username_key(user) in room.members:
+        if names.look_alike(user, room.usernames()) is not None:
             raise ChatError("username_taken", "Someone in this room already uses this name.")
         here = throttle_key(address)  # an IPv6 machine by its /64, like every per-address rule
         if not self.settings.allow_shared_address and any(throttle_key(s.address) == here

@@ -4,15 +4,17 @@ Names follow the PRECIS framework (RFC 8264): usernames the UsernameCaseMapped p
 applied to each space-separated part; room names the Nickname profile of RFC 8266. On top of PRECIS
 the Unicode security mechanisms of UTS #39 keep one name from imitating another: invisible and
 blank characters, piles of combining marks, letters outside the identifier profile and mixed
-scripts are refused, and look-alikes are compared by their confusable skeleton. docs/NAMES.md
-tells the rules in plain words, and which libraries and Unicode data versions they use.
+scripts are refused, and look-alikes are compared by their confusable skeleton, in small letters
+and in capitals. docs/NAMES.md tells the rules in plain words, and which libraries and Unicode data
+versions they use.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Callable
+from itertools import groupby
+from typing import Callable, Iterable, Optional
 
 import icu
 from precis_i18n import get_profile
@@ -39,12 +41,39 @@ _ROOM_KEY = get_profile("NicknameCaseMapped:CaseFold")
 _IGNORABLE = icu.UnicodeSet(r"[\p{Default_Ignorable_Code_Point}]")
 _IDENTIFIER = icu.UnicodeSet(r"[\p{Identifier_Status=Allowed}]")
 _EMOJI = icu.UnicodeSet(r"[\p{Emoji_Presentation}]")
-for _set in (_IGNORABLE, _IDENTIFIER, _EMOJI):
-    _set.freeze()  # read-only from here on, and faster to query
+# Identifier_Type (UTS #39 table 1): letters listed only as technical (small capitals, phonetic
+# letters) or obsolete, which imitate the ordinary letters of their own script.
+_ODD = icu.UnicodeSet(r"[[[\p{Identifier_Type=Technical}\p{Identifier_Type=Obsolete}]"
+                      r"-[\p{Identifier_Type=Recommended}\p{Identifier_Type=Inclusion}\p{Identifier_Type=Limited_Use}"
+                      r"\p{Identifier_Type=Uncommon_Use}\p{Identifier_Type=Exclusion}]]&[[:L:][:M:][:N:]]]")
 _SPOOF = icu.SpoofChecker()
 _SPOOF.setRestrictionLevel(icu.URestrictionLevel.HIGHLY_RESTRICTIVE)
 _SPOOF.setChecks(icu.USpoofChecks.RESTRICTION_LEVEL | icu.USpoofChecks.MIXED_NUMBERS)
 _SKELETON = icu.SpoofChecker()
+
+
+def _prototype_parts() -> icu.UnicodeSet:
+    """Every character of a recommended character's prototype, as is and case folded (ʜ for Cyrillic н).
+
+    Room ids spell letters by their prototype and an id must itself be a room name, so these stay
+    allowed. Han and Hangul are left out: ids keep them as they are.
+    """
+    recommended = icu.UnicodeSet(r"[[\p{Identifier_Type=Recommended}\p{Identifier_Type=Inclusion}]"
+                                 r"-[\p{Script=Han}\p{Script=Hangul}\u0000-\u007f]]")
+    parts = icu.UnicodeSet()
+    chars = icu.UnicodeSetIterator(recommended)
+    while chars.next():
+        ch = chars.getString()
+        look = _SKELETON.getSkeleton(0, ch)
+        if look != ch:
+            parts.addAll(look + unicodedata.normalize("NFKC", look).casefold())
+    return parts
+
+
+# Letters, marks and digits a room name may not use: the odd ones, but for the prototypes room ids use.
+_ODD_IN_ROOMS = icu.UnicodeSet(_ODD).removeAll(_prototype_parts())
+for _set in (_IGNORABLE, _IDENTIFIER, _EMOJI, _ODD_IN_ROOMS):
+    _set.freeze()  # read-only from here on, and faster to query
 _LIBRARY_ERRORS = (UnicodeError, ValueError, icu.ICUError)
 
 _PRECIS_REASONS = {
@@ -157,14 +186,25 @@ def _precis(profile, what: str, text: str, lenient_context: bool = False) -> str
     return mapped
 
 
-def _scripts(text: str) -> str:
+def _script_list(text: str) -> list[str]:
+    """The scripts of the letters, marks and digits of `text` in order of appearance, without Common and Inherited."""
     seen: list[str] = []
     for ch in text:
         if unicodedata.category(ch)[0] in "LMN":
             name = icu.Script.getScript(ch).getName()
             if name not in ("Common", "Inherited") and name not in seen:
                 seen.append(name)
-    return ", ".join(seen)
+    return seen
+
+
+def _scripts(text: str) -> str:
+    return ", ".join(_script_list(text))
+
+
+def _words(text: str) -> list[str]:
+    """The runs of letters, marks and digits in `text`: what a reader takes in as one word."""
+    return ["".join(run) for is_word, run in groupby(text, lambda ch: unicodedata.category(ch)[0] in "LMN")
+            if is_word]
 
 
 # --- room names --------------------------------------------------------------------------------
@@ -183,7 +223,9 @@ def _id_char_ok(ch: str) -> bool:
     """Whether a character may stand in a room id: ASCII, or a letter, mark or digit PRECIS allows."""
     if " " <= ch <= "~":
         return True
-    if unicodedata.category(ch)[0] not in "LMN" or _IGNORABLE.contains(ch) or _skeleton(ch) == "":
+    if unicodedata.category(ch)[0] not in "LMN" or _ODD_IN_ROOMS.contains(ch):
+        return False
+    if _IGNORABLE.contains(ch) or _skeleton(ch) == "":
         return False
     try:
         _ROOM_KEY.enforce(ch)
@@ -203,9 +245,34 @@ def _prototype(ch: str) -> str:
     if ch < "\x80":
         return ch
     look = unicodedata.normalize("NFC", _skeleton(ch))
-    if look == ch or not look or not all(_id_char_ok(c) for c in look):
+    folded = unicodedata.normalize("NFKC", look).casefold()
+    if look == ch or not look or not all(_id_char_ok(c) for c in look + folded):
         return ch
     return look
+
+
+def _check_room_letters(what: str, key: str) -> None:
+    """Refuse odd letters (ᴀ, ꜰ) and words that mix scripts unless the id resolves them to one script.
+
+    "Famіly" (Cyrillic і) is the room "family"; "ғamily" (Cyrillic ғ, whose prototype is r̵) has no
+    ordinary Latin reading, so it would be a room of its own that looks like "family".
+    """
+    for ch in key:
+        if _ODD_IN_ROOMS.contains(ch):
+            raise _refuse(what, f"contains {_describe(ch)}, which is not used in ordinary writing and can "
+                                "imitate another letter (UTS #39 identifier type)")
+    for word in _words(unicodedata.normalize("NFC", key)):
+        if not _SPOOF.check(word) & icu.USpoofChecks.RESTRICTION_LEVEL:
+            continue
+        looks = [_prototype(ch) for ch in word]
+        changed = [(ch, look) for ch, look in zip(word, looks) if look != ch]
+        if not changed:
+            continue
+        ordinary = all(len(look) == 1 and _IDENTIFIER.contains(look) and unicodedata.category(look)[0] == "L"
+                       for _, look in changed)
+        if not ordinary or _SPOOF.check("".join(looks)) & icu.USpoofChecks.RESTRICTION_LEVEL:
+            raise _refuse(what, f"mixes letters of different scripts ({_scripts(word)}) in the word "
+                                f"\"{word}\"; write each word in one script")
 
 
 def _room_step(text: str) -> str:
@@ -244,6 +311,7 @@ def _room_id_of(display: str) -> str:
         if not _room_symbol_ok(ch):
             raise _refuse(what, f"contains {_describe(ch)}; room names may use letters, digits, spaces, "
                                 "ordinary punctuation and emoji")
+    _check_room_letters(what, key)
     try:
         rid = _room_canonical(key)
     except _LIBRARY_ERRORS:
@@ -308,15 +376,21 @@ def username(value: object) -> str:
     return _username(_prepare(value, "username", MAX_USERNAME))
 
 
+# The ASCII capital each prototype of an ASCII capital other than itself stands for: l for I.
+_CAPITAL_OF = {_SKELETON.getSkeleton(0, c): c for c in map(chr, range(0x41, 0x5B)) if _SKELETON.getSkeleton(0, c) != c}
+
+
 def _midword_capitals(text: str) -> str:
-    """A capital inside a lowercase word reads as the lowercase letter it resembles: 'aIice' as 'alice'."""
+    """Inside a word a letter reads in its neighbours' case: 'aIice' as 'alice', 'ALlCE' and 'AL1CE' as 'ALICE'."""
     out = list(text)
     for i in range(1, len(out)):
-        ch = out[i]
-        if unicodedata.category(ch) in ("Lu", "Lt") and unicodedata.category(text[i - 1]) == "Ll":
+        ch, before = out[i], unicodedata.category(text[i - 1])
+        if unicodedata.category(ch) in ("Lu", "Lt") and before == "Ll":
             look = _skeleton(ch)
             if len(look) == 1 and unicodedata.category(look) == "Ll":
                 out[i] = look
+        elif before == "Lu" and i + 1 < len(text) and unicodedata.category(text[i + 1]) == "Lu":
+            out[i] = _CAPITAL_OF.get(_skeleton(ch), ch)
     return "".join(out)
 
 
@@ -337,3 +411,31 @@ def username_key(name: str) -> str:
     no longer changes, so the key of a key is itself.
     """
     return _settled(_user_key_step, name)
+
+
+# --- look-alikes of names already in use -------------------------------------------------------------
+def _folded_skeleton(text: str) -> str:
+    """The skeleton of the case-folded text, without the username rules: what the capitals' key repeats."""
+    return _skeleton(unicodedata.normalize("NFKC", text).casefold())
+
+
+@lru_cache(maxsize=16384)
+def _looks(name: str) -> tuple[str, str, frozenset[str]]:
+    """A name's key, its capitals' key (the skeleton of the name in capitals, case folded), its scripts."""
+    capitals = _settled(_folded_skeleton, _skeleton(unicodedata.normalize("NFC", name).upper()))
+    return username_key(name), capitals, frozenset(_script_list(name))
+
+
+def look_alike(name: str, others: Iterable[str]) -> Optional[str]:
+    """The first of `others` that `name` could pass for, or None.
+
+    Two names look alike when their keys are equal, or when they are written in different
+    scripts and their capitals look alike: "ВОВ" for "bob", "ΟΚ" for "ok", and "аӏісе" for
+    "alice", whose palochka ӏ is drawn like its capital Ӏ, which UTS #39 takes for an l.
+    """
+    key, capitals, scripts = _looks(name)
+    for other in others:
+        other_key, other_capitals, other_scripts = _looks(other)
+        if other_key == key or (other_capitals == capitals and other_scripts != scripts):
+            return other
+    return None

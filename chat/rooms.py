@@ -154,7 +154,7 @@ class RoomTable:
             except ChatError as exc:
                 out.update(username_ok=False, username_available=False, username_error=exc.message)
             else:
-                free = room is None or names.username_key(user) not in room.members
+                free = room is None or names.look_alike(user, room.usernames()) is None
                 out.update(username_ok=True, username_available=free, username_error=None)
         return out
 
@@ -174,6 +174,8 @@ class RoomTable:
             raise ChatError("bad_iterations", f"Iterations must be between {MIN_ITER} and {MAX_ITER}.")
         if rid in self.rooms:
             raise ChatError("room_exists", "A room with this name exists; join it or pick another name.")
+        if names.look_alike(display, (r.name for r in self.rooms.values())) is not None:
+            raise ChatError("room_exists", "A room whose name looks like this one exists; pick another name.")
         self.admission.check_new_room(rid, address, len(self.rooms), self.session_count)
         room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock, self.budget),
                     join_code=JoinCode() if join_code else None)

@@ -84,11 +84,15 @@ def test_look_alike_usernames_are_refused_with_a_reason(door, impostor, reason):
 
 # Names PRECIS and UTS #39 accept on their own, but that look like (or fold to) a present member's.
 TAKEN = {
-    "alice": ["alice", "ALICE", "Alice", "\uff41\uff4c\uff49\uff43\uff45", "aIice", "a1ice"],
+    "alice": ["alice", "ALICE", "Alice", "\uff41\uff4c\uff49\uff43\uff45", "aIice", "a1ice", "ALlCE", "AL1CE",
+              "\u0430\u04cf\u0456\u0441\u0435"],   # all-Cyrillic а ӏ (palochka) і с е
     "ape": ["\u0430\u0440\u0435", "APE"],          # all-Cyrillic а р е
+    "ok": ["\u041e\u041a", "\u043e\u043a", "\u039f\u039a", "\u03bf\u03ba"],  # Cyrillic ОК ок, Greek ΟΚ οκ
+    "pay": ["\u0440\u0430\u0443", "\u0420\u0410\u0423", "\u03a1\u0391\u03a5"],  # Cyrillic рау РАУ, Greek ΡΑΥ
+    "kite": ["\u039a\u0399\u03a4\u0395"],        # Greek ΚΙΤΕ
     "coco": ["\u0441\u043e\u0441\u043e"],          # all-Cyrillic с о с о
     "mary": ["rnary"],                             # r n for m
-    "bob": ["b0b", "BOB"],
+    "bob": ["b0b", "BOB", "\u0412\u041e\u0412"],  # Cyrillic ВОВ
     "stra\u00dfe": ["STRASSE", "Strasse"],
     "\u0391\u03bb\u03ad\u03be\u03b1\u03bd\u03b4\u03c1\u03bf\u03c2": [
         "\u0391\u039b\u0388\u039e\u0391\u039d\u0394\u03a1\u039f\u03a3"],
@@ -101,6 +105,22 @@ def test_look_alike_of_a_present_member_is_taken(door, member, look_alike):
     assert names.username(look_alike)  # a valid name on its own ...
     assert door.table.lookup("family", look_alike)["username_available"] is False
     assert refusal(lambda: door.join("family", look_alike)).code == "username_taken"  # ... but not here
+
+
+@pytest.mark.parametrize("member, look_alike", [("\u0430\u04cf\u0456\u0441\u0435", "alice"),
+                                               ("\u041e\u041a", "ok"), ("\u03a1\u0391\u03a5", "pay")])
+def test_a_latin_name_is_taken_beside_its_whole_script_look_alike(door, member, look_alike):
+    door.create("family", member)
+    assert door.table.lookup("family", look_alike)["username_available"] is False
+    assert refusal(lambda: door.join("family", look_alike)).code == "username_taken"
+
+
+def test_names_in_different_scripts_that_do_not_look_alike_keep_apart(door):
+    door.create("family", "Anna")
+    for user in ["\u0410\u043d\u043d\u0430", "\u041e\u043b\u0435\u043d\u0430", "Olena", "allce", "Ian", "lan",
+                 "\u043e\u0440\u0435\u0445", "\u03bd\u03b1\u03b9"]:  # Анна, Олена, орех, Greek ναι
+        door.join("family", user)
+    assert len(door.table.rooms["family"].usernames()) == 9
 
 
 def test_the_look_alike_is_free_once_the_member_left(door):
@@ -133,7 +153,35 @@ def test_look_alike_room_name_finds_the_room(door, room, look_alike):
     assert bob.room_id == session.room_id and door.table.rooms[session.room_id].usernames() == ["alice", "bob"]
 
 
+# Look-alikes whose id differs from the room's (a Latin name's id stays what it is): refused while the room is open.
+ROOM_LOOK_ALIKES_REFUSED = {
+    "alice": ["\u0430\u04cf\u0456\u0441\u0435", "a\u04cfice", "aIice", "a1ice", "ALlCE"],
+    "ok": ["\u041e\u041a", "\u039f\u039a", "\u043e\u043a"],
+    "pay": ["\u03a1\u0391\u03a5"],
+    "bob": ["\u0412\u041e\u0412", "b0b"],
+    "Kite Club": ["\u039a\u0399\u03a4\u0395 Club"],
+}
+
+
+@pytest.mark.parametrize("room, look_alike", [(r, x) for r, xs in ROOM_LOOK_ALIKES_REFUSED.items() for x in xs])
+def test_look_alike_room_name_is_refused_beside_the_room(door, room, look_alike):
+    session, _ = door.create(room)
+    assert names.room_id(look_alike) != session.room_id
+    err = refusal(lambda: door.create(look_alike, "mallory"))
+    assert err.code == "room_exists" and "looks like" in err.message
+    assert refusal(lambda: door.join(look_alike, "mallory")).code == "room_not_found"
+    assert list(door.table.rooms) == [session.room_id]
+    door.table.leave(session)  # once the room is gone, the name is free
+    assert door.create(look_alike, "mallory")[0].room_id == names.room_id(look_alike)
+    assert refusal(lambda: door.create(room, "alice")).code == "room_exists"  # and the other way round
+
+
 ROOM_REFUSALS = {
+    "\u1d00lice": "ordinary writing", "\ua730amily": "ordinary writing",  # small capitals A, F
+    "fam\u026aly": "ordinary writing", "Fami\u029fy": "ordinary writing",  # small capitals I, L
+    "\u0251lice": "ordinary writing",                                       # Latin alpha, a phonetic letter
+    "\u0493amily": "different scripts (Cyrillic, Latin)",                    # Cyrillic ғ, prototype r̵, not f
+    "Fam\u0456\u043bly": "different scripts",                                # Cyrillic і and л in a Latin word
     "Family\u3164": "invisible", "\u3164Family": "invisible", "Fam\u200bily": "control",
     "Family\u2800": "BRAILLE PATTERN BLANK", "Fa\u034fmily": "invisible", "Family\ufe0f": "invisible",
     "Fa\u115fmily": "invisible", "Family\uffa0": "invisible",
@@ -143,7 +191,7 @@ ROOM_REFUSALS = {
 
 
 @pytest.mark.parametrize("room, reason", ROOM_REFUSALS.items(), ids=[ascii(k) for k in ROOM_REFUSALS])
-def test_blank_and_invisible_room_names_are_refused(door, room, reason):
+def test_room_names_that_imitate_others_are_refused_with_a_reason(door, room, reason):
     door.create("family")
     err = refusal(lambda: door.create(room, "mallory"))
     assert err.code == "bad_name" and err.message.startswith("The room name ") and reason in err.message
@@ -193,6 +241,12 @@ ORDINARY_ROOMS = [
     "\u0645\u062d\u0645\u062f", "\u738b\u5c0f\u660e", "\u5c71\u7530\u305f\u308d\u3046", "\u30ab\u30bf\u30ab\u30ca",
     "\uae40\ubbfc\uc900", "\u05e9\u05e8\u05d4", "\u0905\u0930\u094d\u091c\u0941\u0928", "room-1.2_3",
     "K\u00fcche & Co/1", "<b>Room</b>", "Tom\u2019s room", "Party \U0001f389", "Caf\u00e9 2",
+    "\u041e\u043b\u0435\u043d\u0430", "\u0414\u043c\u0438\u0442\u0440\u043e",  # Олена, Дмитро
+    "\u043e\u0440\u0435\u0445", "\u0410\u043d\u043d\u0430", "Anna",          # орех, Анна, Anna
+    "\u0492\u0430\u043b\u044b\u043c",                                      # Kazakh Ғалым
+    "LAN-\u0432\u0435\u0447\u0435\u0440\u0438\u043d\u043a\u0430", "Caf\u00e9 \u041c\u043e\u0441\u043a\u0432\u0430",
+    "\u03bd\u03b1\u03b9", "\u0395\u03bb\u03bb\u03ac\u03b4\u03b1",                       # Greek ναι, Ελλάδα
+    "\u0254k\u0254 \u025bwe", "\u2d5c\u2d30\u2d4e\u2d30\u2d63\u2d49\u2d56\u2d5c",          # ɔkɔ ɛwe, Tifinagh
 ]
 
 
@@ -220,6 +274,10 @@ def test_room_ids_of_ordinary_names_did_not_change():
     assert names.room_id("\u738b\u5c0f\u660e") == "\u738b\u5c0f\u660e"
     assert names.room_id("\uae40\ubbfc\uc900") == "\uae40\ubbfc\uc900"
     assert names.room_id("\u3055\u304f\u3089") == "\u3055\u304f\u3089"
+    assert names.room_id("\u041e\u043b\u0435\u043d\u0430") == "o\u043be\u029ca"          # Олена
+    assert names.room_id("\u043e\u0440\u0435\u0445") == "opex"                            # орех
+    assert names.room_id("\u0391\u03bb\u03ad\u03be\u03b1\u03bd\u03b4\u03c1\u03bf\u03c2") == names.room_id(
+        "\u0391\u039b\u0388\u039e\u0391\u039d\u0394\u03a1\u039f\u03a3")
 
 
 def test_room_display_keeps_what_was_typed():
