@@ -1,4 +1,4 @@
-"""Sealchat's benchmark: a load generator, a bare Tornado baseline, and the report.
+"""Sealchat's benchmark: a load generator, bare Tornado and Node.js `ws` baselines, and the report.
 
 Run `python -m bench --help`; BENCHMARKS.md has the scenarios, targets and latest results.
 """

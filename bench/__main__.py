@@ -1,4 +1,4 @@
-"""python -m bench: run scenarios against the bare baseline and Sealchat, print table and JSON."""
+"""python -m bench: run scenarios against Sealchat and the bare baselines, print table and JSON."""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import tornado
 
 from .load import run_scenario, stderr_progress
-from .report import machine, table, verdict_lines, verdicts
+from .report import machine, ramp_table, table, verdict_lines, verdicts, with_ws_ratios
 from .scenarios import FAMILIES, FULL, select, split_families
-from .servers import raise_nofile
+from .servers import KINDS, ServerUnavailable, raise_nofile, require
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,14 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
     lines += "\n" + "\n".join(f"    hostile:{a.name:<11} {a.title}" for a in ATTACKS.values())
     p = argparse.ArgumentParser(
         prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Load-test Sealchat and a bare Tornado broadcast server with the same generator.\n"
-                    "Every server is started fresh per scenario on 127.0.0.1.",
+        description="Load-test Sealchat, a bare Tornado and a bare Node.js `ws` broadcast server with the "
+                    "same generator.\nEvery server is started fresh per scenario on 127.0.0.1.",
         epilog="scenarios:\n" + lines)
     p.add_argument("--scenario", "-s", action="append", default=None,
                    help="scenario to run (repeatable), or 'all' (the default), or a family: 'hostile' "
                         "(every attack) or 'hostile:NAME' (one)")
-    p.add_argument("--server", choices=["both", "sealchat", "baseline"], default="both",
-                   help="which servers to measure (the hostile family measures Sealchat only)")
+    p.add_argument("--server", action="append", choices=["all", *KINDS], default=None,
+                   help="server to measure (repeatable): sealchat, baseline (bare Tornado), ws (bare Node.js "
+                        "`ws`, needs node and `npm ci`) or all (the default); the hostile family measures "
+                        "Sealchat only")
     p.add_argument("--quick", action="store_true", help="tiny loads for seconds: a smoke test, not a measurement")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -56,7 +58,8 @@ async def run_all(names: List[str], servers: List[str], quick: bool, quiet: bool
                 sys.stderr.write("\n")
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "duration_s": round(time.time() - started, 1), "quick": quick, "machine": info,
-            "tornado": tornado.version, "scenarios": [sc.__dict__ for sc in scenarios], "results": results,
+            "tornado": tornado.version, "scenarios": [sc.__dict__ for sc in scenarios],
+            "results": with_ws_ratios(results),
             "targets": verdicts(scenarios, results)}
 
 
@@ -64,7 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     raise_nofile()
     plain, family = split_families(args.scenario or ["all"])
-    servers = ["baseline", "sealchat"] if args.server == "both" else [args.server]
+    asked = args.server or ["all"]
+    servers = [k for k in KINDS if "all" in asked or k in asked]
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     try:
@@ -72,13 +76,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if plain:
             select(plain, args.quick)  # refuse an unknown name before anything runs
         select_attacks(family)
+        if plain:
+            require(servers)
         report = asyncio.run(run_requested(plain, family, servers, args.quick, args.quiet, args.profile))
-    except ValueError as exc:
+    except (ValueError, ServerUnavailable) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     if plain:
         print(table(report["results"]))
         print()
+        steps = ramp_table(report["results"])
+        if steps:
+            print(steps)
+            print()
         print("targets:")
         print(verdict_lines(report["targets"]))
     if "hostile" in report:

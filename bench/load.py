@@ -491,6 +491,16 @@ class Run:
         except asyncio.TimeoutError:
             pass
 
+    def forget_items(self) -> None:
+        """A ramp step is complete: drop what was counted for it, so steps do not add up in memory.
+        A delivery of a forgotten item arriving later is counted as `unknown`."""
+        self.by_key.clear()
+        self.latencies = []
+        for room in self.rooms:
+            room.items.clear()
+        for m in self.members:
+            m.got.clear()
+
     # --- measuring ----------------------------------------------------------------------
     def lost(self) -> int:
         missing = 0
@@ -516,6 +526,91 @@ def percentile(sorted_values: List[float], q: float) -> Optional[float]:
 def gen_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+def latency_ms(latencies: List[float]) -> Dict[str, Optional[float]]:
+    lat = sorted(latencies)
+    return {q: (None if percentile(lat, v) is None else round(1000 * percentile(lat, v), 2))  # type: ignore[operator]
+            for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))}
+
+
+async def run_step(run: Run, server: ServerProcess, rate: float) -> Dict[str, Any]:
+    """One step of a ramp: offer `rate` msg/s for the step's duration, drain, and measure that step."""
+    sc = run.sc
+    d0, dup0, unk0, err0 = run.delivered, run.duplicated, run.unknown, len(run.errors)
+    e0, items0 = run.expected, len(run.items)
+    run.t_first = run.t_last = None
+    u0, g0, t0 = server.usage(), gen_cpu(), now()
+    await run.offer_text(rate, sc.step_duration)
+    t_sent = now()
+    await run.drain(sc.drain_timeout)
+    u1, g1, t1 = server.usage(), gen_cpu(), now()
+    delivered = run.delivered - d0
+    span = (run.t_last - run.t_first) if run.t_first is not None and run.t_last is not None else 0.0
+    cpu = u1.cpu_s - u0.cpu_s
+    step: Dict[str, Any] = {
+        "offered_msgs_per_s": rate,
+        "offered_deliveries_per_s": rate * sc.members,
+        "items_sent": len(run.items) - items0,
+        "send_s": round(t_sent - t0, 2),
+        "expected_deliveries": run.expected - e0,
+        "deliveries": delivered,
+        "deliveries_per_s": round(delivered / span, 1) if span > 0 else None,
+        "latency_ms": latency_ms(run.latencies),
+        "lost": run.lost(),
+        "duplicated": run.duplicated - dup0,
+        "unknown": run.unknown - unk0,
+        "errors": len(run.errors) - err0,
+        "error_samples": run.errors[err0:err0 + 5],
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_us_per_delivery": round(1e6 * cpu / delivered, 2) if delivered else None,
+        "server_cpu_util": round(cpu / max(1e-9, t1 - t0), 3),
+        "generator_cpu_s": round(g1 - g0, 2),
+        "generator_cpu_util": round((g1 - g0) / max(1e-9, t1 - t0), 3),
+    }
+    p99 = step["latency_ms"]["p99"]
+    slow = sc.stop_p99_ms is not None and (p99 is None or p99 > sc.stop_p99_ms)
+    why = [w for w, bad in (("lost", step["lost"] > 0), ("errors", step["errors"] > 0),
+                            ("duplicated", step["duplicated"] > 0), (f"p99 > {sc.stop_p99_ms} ms", slow)) if bad]
+    step["sustained"] = not why
+    step["stopped_by"] = ", ".join(why) or None
+    return step
+
+
+async def run_ramp(run: Run, server: ServerProcess) -> Dict[str, Any]:
+    """fanout-max: raise the offered rate step by step until a step is not sustained; the report's
+    figures are those of the highest sustained step (the first step's if none was), with every
+    step in `steps`."""
+    sc = run.sc
+    steps: List[Dict[str, Any]] = []
+    for rate in sc.steps:
+        run.phase = f"{rate * sc.members / 1000:g}k/s"
+        step = await run_step(run, server, rate)
+        steps.append(step)
+        if not step["sustained"]:
+            break
+        run.forget_items()
+        await asyncio.sleep(sc.settle)
+    sustained = [s for s in steps if s["sustained"]]
+    best = sustained[-1] if sustained else steps[0]
+    last = steps[-1]
+    out = {k: best[k] for k in ("offered_msgs_per_s", "items_sent", "send_s", "expected_deliveries", "deliveries",
+                                "deliveries_per_s", "latency_ms", "lost", "errors", "error_samples", "server_cpu_s",
+                                "server_cpu_us_per_delivery", "server_cpu_util")}
+    out.update({
+        "steps": steps,
+        # The highest offered rate kept up with, and what the generator measured arriving at it.
+        "max_sustained_deliveries_per_s": best["offered_deliveries_per_s"] if sustained else 0,
+        "max_sustained_measured_deliveries_per_s": best["deliveries_per_s"] if sustained else 0,
+        # Why the ramp ended: the first step not sustained, or None when the top step was.
+        "stopped_by": last["stopped_by"],
+        "stopped_at_offered_deliveries_per_s": None if last["sustained"] else last["offered_deliveries_per_s"],
+        "generator_cpu_util_at_end": last["generator_cpu_util"],
+        # Correctness holds at any load, saturated or not: these count every step.
+        "duplicated": sum(s["duplicated"] for s in steps),
+        "unknown": sum(s["unknown"] for s in steps),
+    })
+    return out
 
 
 async def run_scenario(sc: Scenario, kind: str, progress: Callable[[str], None],
@@ -560,6 +655,8 @@ async def run_scenario(sc: Scenario, kind: str, progress: Callable[[str], None],
             result["complete_s"] = [None if c is None else round(c, 3) for c in completes]
             result["complete_max_s"] = (None if not completes or None in completes
                                         else round(max(c for c in completes if c is not None), 3))
+        elif sc.steps:
+            result.update(await run_ramp(run, server))
         else:
             if sc.idle_hold:
                 run.phase = "idle"
@@ -567,34 +664,36 @@ async def run_scenario(sc: Scenario, kind: str, progress: Callable[[str], None],
                 u1 = server.usage()
                 run.phase = "traffic"
             await run.offer_text(sc.rate, sc.duration)
-        t_sent = now()
-        run.phase = "drain"
-        await run.drain(sc.drain_timeout)
+        if not sc.steps:
+            t_sent = now()
+            run.phase = "drain"
+            await run.drain(sc.drain_timeout)
+            u2 = server.usage()
+            t_end = now()
+            span = (run.t_last - run.t_first) if run.t_first is not None and run.t_last is not None else 0.0
+            result.update({
+                "offered_msgs_per_s": sc.rate if not sc.image_bytes else None,
+                "items_sent": len(run.items),
+                "send_s": round(t_sent - t_traffic, 2),
+                "expected_deliveries": run.expected,
+                "deliveries": run.delivered,
+                "deliveries_per_s": round(run.delivered / span, 1) if span > 0 else None,
+                "latency_ms": latency_ms(run.latencies),
+                "lost": run.lost(),
+                "duplicated": run.duplicated,
+                "unknown": run.unknown,
+                "errors": len(run.errors),
+                "error_samples": run.errors[:5],
+                "server_cpu_s": round(u2.cpu_s - u1.cpu_s, 2),
+                "server_cpu_us_per_delivery": (round(1e6 * (u2.cpu_s - u1.cpu_s) / run.delivered, 1)
+                                               if run.delivered else None),
+                "server_cpu_util": round((u2.cpu_s - u1.cpu_s) / max(1e-9, t_end - t_traffic), 3),
+            })
         u2 = server.usage()
-        t_end = now()
-        lat = sorted(run.latencies)
-        span = (run.t_last - run.t_first) if run.t_first is not None and run.t_last is not None else 0.0
         result.update({
-            "offered_msgs_per_s": sc.rate if not sc.image_bytes else None,
-            "items_sent": len(run.items),
-            "send_s": round(t_sent - t_traffic, 2),
-            "expected_deliveries": run.expected,
-            "deliveries": run.delivered,
-            "deliveries_per_s": round(run.delivered / span, 1) if span > 0 else None,
-            "latency_ms": {q: (None if percentile(lat, v) is None else round(1000 * percentile(lat, v), 2))
-                           for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
-            "lost": run.lost(),
-            "duplicated": run.duplicated,
-            "unknown": run.unknown,
             "verified": run.verified,
             "keyed": run.keyed,
             "verify_failures": run.verify_failures,
-            "errors": len(run.errors),
-            "error_samples": run.errors[:5],
-            "server_cpu_s": round(u2.cpu_s - u1.cpu_s, 2),
-            "server_cpu_us_per_delivery": (round(1e6 * (u2.cpu_s - u1.cpu_s) / run.delivered, 1)
-                                           if run.delivered else None),
-            "server_cpu_util": round((u2.cpu_s - u1.cpu_s) / max(1e-9, t_end - t_traffic), 3),
             "setup_cpu_s": round(u1.cpu_s - u0.cpu_s, 2),
             "rss_start_kb": u0.rss_kb,
             "rss_loaded_kb": u1.rss_kb,

@@ -5,6 +5,7 @@ import os
 import pathlib
 import resource
 import select
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from typing import List, Optional
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
+# Every server a scenario is run against, in report order: Sealchat, the bare Tornado baseline
+# (bench/baseline.py), and the bare Node.js `ws` baseline (bench/baseline_ws.js).
+KINDS = ("sealchat", "baseline", "ws")
 
 # Throttles opened wide: every generated session comes from 127.0.0.1, and the benchmark
 # measures relaying, not the abuse limits (which stay on, just high).
@@ -34,6 +38,29 @@ def raise_nofile() -> int:
     return soft
 
 
+class ServerUnavailable(RuntimeError):
+    """A server kind cannot be started on this machine (a missing interpreter or package)."""
+
+
+def node_command() -> List[str]:
+    """`node` and the ws baseline's script; refuses clearly when Node.js or `ws` is missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise ServerUnavailable("the ws baseline needs Node.js: no `node` on PATH")
+    if not (REPO / "node_modules" / "ws" / "package.json").is_file():
+        raise ServerUnavailable(f"the ws baseline needs the `ws` package: run `npm ci` in {REPO}")
+    return [node, str(REPO / "bench" / "baseline_ws.js")]
+
+
+def require(kinds: List[str]) -> None:
+    """Refuse, before anything runs, a server kind that is unknown or cannot start here."""
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ServerUnavailable(f"unknown server kind {kind!r}; choose from {', '.join(KINDS)}")
+        if kind == "ws":
+            node_command()
+
+
 @dataclass
 class Usage:
     cpu_s: float
@@ -42,12 +69,20 @@ class Usage:
 
 
 class ServerProcess:
-    """One server (Sealchat or the bare baseline) on 127.0.0.1 and an ephemeral port."""
+    """One server (Sealchat or a bare baseline) on 127.0.0.1 and an ephemeral port."""
 
     def __init__(self, kind: str, extra: Optional[List[str]] = None, profile: Optional[str] = None) -> None:
-        # With `profile`, the server runs under cProfile and writes its stats there when stopped.
+        # With `profile`, the server runs under a profiler and writes its stats there when stopped:
+        # cProfile for the Python servers, V8's sampling profiler (a .cpuprofile file) for node.
         py = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
-        if kind == "sealchat":
+        if kind == "ws":
+            node, script = node_command()
+            prof = []
+            if profile:
+                base = pathlib.Path(profile).with_suffix(".cpuprofile")
+                prof = ["--cpu-prof", "--cpu-prof-dir", str(base.parent), "--cpu-prof-name", base.name]
+            cmd = [node, *prof, script, "--host", "127.0.0.1", "--port", "0"]
+        elif kind == "sealchat":
             cmd = py + [str(REPO / "run_server.py"), "--host", "127.0.0.1", "--port", "0", *SEALCHAT_FLAGS]
         elif kind == "baseline":
             cmd = py + ([str(REPO / "bench" / "baseline.py")] if profile else ["-m", "bench.baseline"])

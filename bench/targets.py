@@ -1,8 +1,9 @@
 """How the generator enters rooms, connects and sends on each kind of server.
 
 Sealchat is driven through its real protocol (lookup, create, join with the derived auth key,
-hello with the session token, announcements and the host's grant, signed envelopes); the baseline
-through its bare equivalent, which has no key exchange: its members get the epoch key in-process.
+hello with the session token, announcements and the host's grant, signed envelopes); the two bare
+baselines (Tornado and Node.js `ws`) through their one bare equivalent, which has no key exchange:
+their members get the epoch key in-process.
 """
 from __future__ import annotations
 
@@ -159,5 +160,11 @@ class BaselineTarget(Target):
         return f"/send?room={quote(room_name)}&user={quote(user)}", {}
 
 
+class WsBaselineTarget(BaselineTarget):
+    """The bare Node.js `ws` server speaks the Tornado baseline's protocol exactly."""
+
+    kind = "ws"
+
+
 def make_target(kind: str, port: int) -> Target:
-    return {"sealchat": SealchatTarget, "baseline": BaselineTarget}[kind](port)
+    return {"sealchat": SealchatTarget, "baseline": BaselineTarget, "ws": WsBaselineTarget}[kind](port)
