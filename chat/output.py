@@ -12,6 +12,8 @@ what is really allocated:
   is flushed (WRITE_OVERHEAD).
 - A PushOutput keeps its own queue of references to the room's event bytes (shared, not copied)
   and hands the IOStream at most `window` bytes at a time, small events joined into one write.
+  Given a TurnFlush, it writes once per event-loop turn: events published in one turn (a busy
+  room's many senders) leave in one write and one system call per member instead of one each.
 - A long-poll answer is one private object of its size, charged until the write of it is flushed.
 
 A write is known to be flushed when the Future IOStream.write() (or RequestHandler.finish())
@@ -24,13 +26,17 @@ outputs furthest behind are cut off first, so a reader that keeps up is the last
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 from collections import deque
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable, Deque, Dict, List, Optional, Set
 
 from .addresses import throttle_key
 from .errors import ChatError
+
+log = logging.getLogger(__name__)
 
 # tornado.iostream keeps a view of a write larger than this and copies a smaller one.
 LARGE_WRITE = 2048
@@ -61,6 +67,7 @@ class OutputBudget:
         self._shared: Dict[int, List] = {}  # id(obj) -> [obj, references]
         self._outputs: Set[Output] = set()
         self._by_address: Dict[str, int] = {}  # throttle key -> backlog of its outputs
+        self.turn = TurnFlush()  # the server's WebSocket queues write once per loop turn
 
     @classmethod
     def from_settings(cls, settings) -> "OutputBudget":  # type: ignore[no-untyped-def]
@@ -127,6 +134,33 @@ class OutputBudget:
             if not live:
                 return
             max(live, key=lambda o: o.backlog).cut()
+
+
+class TurnFlush:
+    """Outputs given frames during this event-loop turn, pumped together once the turn is over.
+
+    One callback per turn for the whole server, not one per connection or per frame.
+    """
+
+    def __init__(self) -> None:
+        self._due: List["PushOutput"] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def add(self, out: "PushOutput") -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a callback scheduled on another (stopped) loop will never run
+            self._loop, self._due = loop, []
+        if not self._due:
+            loop.call_soon(self._run)
+        self._due.append(out)
+
+    def _run(self) -> None:
+        due, self._due = self._due, []
+        for out in due:
+            try:
+                out.flush()
+            except Exception:  # one broken connection must not hold up everyone else's output
+                log.exception("writing queued output failed")
 
 
 class Output:
@@ -197,11 +231,13 @@ class PushOutput(Output):
     `write(data)` writes to the stream and returns the Future of that write; `on_cut()` closes the
     connection as too slow. `source()`, while set, is asked for more frames whenever the queue
     has run dry (a replay read page by page from the room's buffer); it returns the next frames
-    and whether it is done, and until it is done, events pushed live are left to it.
+    and whether it is done, and until it is done, events pushed live are left to it. With a
+    `turn`, a pushed frame is written when the current loop turn is over, with whatever else
+    this turn pushed; without, at once.
     """
 
     def __init__(self, budget: OutputBudget, address: str, write: Callable[[bytes], "object"],
-                 on_cut: Callable[[], None], window: int = WINDOW) -> None:
+                 on_cut: Callable[[], None], window: int = WINDOW, turn: Optional[TurnFlush] = None) -> None:
         super().__init__(budget, address)
         self._write = write
         self._cut_cb = on_cut
@@ -209,6 +245,8 @@ class PushOutput(Output):
         self._queue: Deque[bytes] = deque()
         self._source: Optional[Callable[[], "tuple[List[bytes], bool]"]] = None
         self._pumping = False
+        self._turn = turn
+        self._due = False  # given to the turn's flush and not yet pumped by it
 
     @property
     def replaying(self) -> bool:
@@ -224,7 +262,11 @@ class PushOutput(Output):
         if self.closed or self.cut_off or (live and self._source is not None):
             return
         self._enqueue(frame)
-        self.pump()
+        if self._turn is None:
+            self.pump()
+        elif not self._due:
+            self._due = True
+            self._turn.add(self)
         if self.backlog > self.budget.connection_cap:
             self.cut()
         else:
@@ -241,6 +283,11 @@ class PushOutput(Output):
         self.budget.release(SLOT_OVERHEAD)
         self._shrink(len(frame))
         return frame
+
+    def flush(self) -> None:
+        """The loop turn in which frames were pushed is over: write them."""
+        self._due = False
+        self.pump()
 
     def pump(self, force: bool = False) -> None:
         """Hand queued frames to the stream while less than a window is in flight (`force`:
@@ -264,27 +311,34 @@ class PushOutput(Output):
 
     def _write_some(self, force: bool) -> None:
         """One write: small frames joined into one private object, or one large frame, shared
-        (after its few header bytes)."""
+        (after its few header bytes). A frame taken from the queue stays in the backlog until
+        its write is flushed."""
+        queue, budget = self._queue, self.budget
         batch: List[bytes] = []
         size = 0
         room = self.window - self.inflight
-        while self._queue and (force or size < room):
-            if len(self._queue[0]) > LARGE_WRITE:
+        while queue and (force or size < room):
+            frame = queue[0]
+            n = len(frame)
+            if n > LARGE_WRITE:
                 if batch:
                     break  # the small ones first; the large one on the next round
-                frame = self._dequeue()
-                self._send(_header(len(frame)), None)
-                self._send(frame, frame, logical=len(frame))
-                self.budget.drop(frame)  # the queue's reference; the write holds its own
+                queue.popleft()
+                budget.release(SLOT_OVERHEAD)
+                self._send(_header(n), None)
+                self._send(frame, frame, logical=n)
+                budget.drop(frame)  # the queue's reference; the write holds its own
                 return
-            frame = self._dequeue()
-            batch += (_header(len(frame)), frame)
-            size += len(frame)
-            self.budget.drop(frame)
+            queue.popleft()
+            batch += (_header(n), frame)
+            size += n
+            budget.drop(frame)
         if batch:
+            budget.release(SLOT_OVERHEAD * (len(batch) // 2))
             self._send(b"".join(batch), None, logical=size)
 
     def _send(self, data: bytes, shared: Optional[bytes], logical: int = 0) -> None:
+        """Hand `data` to the stream; `logical` is how much of the backlog its flush pays off."""
         if shared is not None:
             self.budget.hold(shared)
             charged = len(shared) + WRITE_OVERHEAD
@@ -292,7 +346,6 @@ class PushOutput(Output):
         else:
             charged = len(data) + WRITE_OVERHEAD
             self.budget.charge(charged)
-        self._grow(logical)
         self.inflight += charged
         try:
             fut = self._write(data)
@@ -300,10 +353,15 @@ class PushOutput(Output):
             self._written(logical, shared, charged)
             self.close()
             return
-        fut.add_done_callback(partial(self._written, logical, shared, charged))  # type: ignore[attr-defined]
+        if fut.done():  # type: ignore[attr-defined]
+            # The kernel took it all at once (the usual case): settle now rather than next turn.
+            self._written(logical, shared, charged)
+        else:
+            fut.add_done_callback(partial(self._written, logical, shared, charged))  # type: ignore[attr-defined]
 
     def _after_write(self) -> None:
-        if not self.closed and not self.cut_off and self.inflight < self.window:
+        # Frames pushed this turn wait for the turn's flush, which writes them all in one go.
+        if not self._due and not self.closed and not self.cut_off and self.inflight < self.window:
             self.pump()
 
     def _drop_queue(self) -> None:
@@ -346,6 +404,7 @@ class AnswerOutput(Output):
         self.done()
 
 
+@lru_cache(maxsize=4096)
 def _header(n: int) -> bytes:
     """The header of one final, unmasked text frame of `n` bytes (RFC 6455 5.2)."""
     if n < 126:

@@ -73,9 +73,11 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         return None
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # events are small: Nagle would hold each for the client's delayed ACK
         loop = tornado.ioloop.IOLoop.current()
         self._hello_timer = loop.call_later(HELLO_TIMEOUT, self._no_hello)
-        self._out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow)
+        self._out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow,
+                               turn=self.rooms.output.turn)
         self._ping_timer = loop.call_later(self.config.ping_interval, self._ping)
 
     def _write(self, data: bytes) -> "Future[None]":
