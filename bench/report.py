@@ -77,7 +77,8 @@ def with_ws_ratios(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def ramp_table(results: List[Dict[str, Any]]) -> str:
-    """Every step of every ramp scenario (fanout-max), then each server's highest sustained rate."""
+    """Every step of every ramp scenario (fanout-max), then each server's highest sustained rate.
+    A step run twice has two rows; the second attempt is the one that counts."""
     ramps = [r for r in results if "steps" in r]
     if not ramps:
         return ""
@@ -91,7 +92,8 @@ def ramp_table(results: List[Dict[str, Any]]) -> str:
                          str(st["errors"]), _f(100 * st["server_cpu_util"], "{:.0f}"),
                          _f(st["server_cpu_us_per_delivery"]), _f(st.get("cpu_ratio_to_ws"), "{:.2f}"),
                          _f(100 * st["generator_cpu_util"], "{:.0f}"),
-                         "yes" if st["sustained"] else f"no: {st['stopped_by']}"])
+                         "yes" if st["sustained"] else f"no: {st['stopped_by']}"
+                         + (", tried again" if st.get("retried") else "")])
     lines = [_columns(rows, 2), ""]
     for r in ramps:
         lines.append(f"{r['scenario']} {r['server']}: {ramp_summary(r)}")
