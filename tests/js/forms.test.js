@@ -24,6 +24,8 @@ function fakeStorage() {
   };
 }
 
+let lastFocused = null; // the id of the element the page last moved focus to
+
 function element(id) {
   const attrs = {};
   return {
@@ -33,7 +35,7 @@ function element(id) {
     removeAttribute: (k) => { delete attrs[k]; },
     appendChild(c) { this.children.push(c); return c; },
     insertBefore(c) { this.children.unshift(c); return c; },
-    focus() {},
+    focus() { lastFocused = id; },
     text() { return this.textContent + this.children.map((c) => (c.textContent || '')).join(''); },
   };
 }
@@ -211,4 +213,20 @@ test('a refused invite shows the server\'s sentence and leaves the tab on the jo
   assert.equal(p.ctx.location.href, '/login');
   assert.equal(p.ctx.sessionStorage.getItem('sealchat.session'), null);
   assert.equal(p.byId('submit-button').disabled, false, 'the form can be used again');
+});
+
+test('after a refusal, focus goes where the user can act: the field to fix, else the sentence', async () => {
+  const cases = [
+    [{ code: 'wrong_password', message: 'Wrong password for this room.' }, 'password'],
+    [{ code: 'username_taken', message: 'Taken.' }, 'username'],
+    [{ code: 'bad_invite', message: 'This invite is unknown, used or expired.' }, 'invite'],
+    [{ code: 'room_locked', message: 'The host has locked this room: nobody new can join.' }, 'form-status'],
+  ];
+  for (const [joinError, focused] of cases) {
+    lastFocused = null;
+    const p = loginPage({ joinError });
+    await submit(p);
+    await until(() => p.byId('form-status').getAttribute('data-code') === joinError.code, 'the refusal');
+    assert.equal(lastFocused, focused, joinError.code);
+  }
 });

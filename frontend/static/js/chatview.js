@@ -75,7 +75,9 @@
         return node;
     }
 
+    // Every notice (someone joined or left, an error, a change of host) is also said aloud.
     function notice(text, cls) {
+        dom.announce(text);
         return append(dom.el('li', {className: 'event' + (cls ? ' ' + cls : ''), text: text}));
     }
 
@@ -324,6 +326,7 @@
             'this does not come from ' + v.from + ' as it claims, so it is not shown. Why: ' + v.reason + '.'
         ]);
         li.appendChild(body);
+        dom.announce(body.textContent);
         if (v.fileId && pending[v.from + '\n' + v.fileId]) {
             renderFileAbandoned({from: v.from, fileId: v.fileId, name: v.name, reason: 'a piece of it is forged'});
         }
@@ -365,6 +368,7 @@
         if (v.type === 'text') {
             renderText(v);
             if (!v.mine) {
+                dom.announce(v.from + ': ' + v.text);
                 Seal.alerts.incoming(v.from, saved.room);
             }
         } else if (v.type === 'file-start') {
@@ -372,6 +376,7 @@
         } else if (v.type === 'file') {
             renderFile(v);
             if (!v.mine) {
+                dom.announce(v.from + ' sent ' + v.name + (imageTypeOk(v.mime, v.bytes) ? ', an image.' : ', a file.'));
                 Seal.alerts.incoming(v.from, saved.room);
             }
         } else if (v.type === 'file-abandoned') {
@@ -804,6 +809,7 @@
         uploads = {};
         roster = {members: [], host: null, fingerprints: {}};
         dom.clear(list);
+        dom.clear(dom.byId('announcer'));
         dom.clear(dom.byId('member-list'));
         dom.setText(dom.byId('member-count'), '0');
         dom.setText(dom.byId('safety-code'), '');

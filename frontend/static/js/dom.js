@@ -178,6 +178,20 @@
         return new Date().getTime();
     }
 
+    // Says `text` to screen readers through the page's polite live region (#announcer, visually
+    // hidden), one short paragraph per event; the oldest go once there are more than ANNOUNCED.
+    var ANNOUNCED = 20;
+    function announce(text) {
+        var region = byId('announcer');
+        if (!region || !text) {
+            return;
+        }
+        region.appendChild(el('p', {text: text}));
+        while (region.childNodes.length > ANNOUNCED) {
+            region.removeChild(region.firstChild);
+        }
+    }
+
     // Light/dark: follows the system unless the user picked one (kept in localStorage).
     function initTheme() {
         var html = doc.documentElement, button = byId('theme-toggle'), stored;
@@ -229,7 +243,8 @@
         formatTime: formatTime,
         indexOf: indexOf,
         debounce: debounce,
-        now: now
+        now: now,
+        announce: announce
     };
 
     initTheme();

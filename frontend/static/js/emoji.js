@@ -1,6 +1,6 @@
 /*
  * Seal.emoji: a small emoji picker. Builds buttons into a panel and inserts the chosen emoji
- * at the caret of a text field.
+ * at the caret of a text field; usable by keyboard alone.
  */
 (function (root) {
     'use strict';
@@ -28,7 +28,19 @@
         }
     }
 
+    // How many buttons sit on the first row of the panel as it is drawn now (for Up and Down).
+    function columns(buttons) {
+        var n = 1;
+        while (n < buttons.length && buttons[n].offsetTop === buttons[0].offsetTop) {
+            n++;
+        }
+        return n;
+    }
+
     // panel: container element; toggle: the button that opens it; input: the text field.
+    // Opening moves focus to the first emoji; choosing one inserts it, closes the panel and goes
+    // back to the text field; Escape closes it and goes back to the toggle. Arrow keys move
+    // between the emoji, Tab and Shift+Tab too.
     function picker(panel, toggle, input) {
         var i, built = false;
         function build() {
@@ -46,19 +58,31 @@
             toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
         }
         dom.on(toggle, 'click', function () {
-            setOpen(panel.hasAttribute('hidden'));
+            var open = panel.hasAttribute('hidden');
+            setOpen(open);
+            if (open) {
+                panel.getElementsByTagName('button')[0].focus();
+            }
         });
         dom.on(panel, 'click', function (ev) {
             var t = ev.target, e = t && t.getAttribute && t.getAttribute('data-emoji');
             if (e) {
                 insertAtCaret(input, e);
+                setOpen(false);
                 input.focus();
             }
         });
         dom.on(panel, 'keydown', function (ev) {
+            var buttons = panel.getElementsByTagName('button'), at = dom.indexOf(buttons, ev.target), step;
             if (ev.keyCode === 27) {
                 setOpen(false);
                 toggle.focus();
+                return;
+            }
+            step = {37: -1, 39: 1, 38: -columns(buttons), 40: columns(buttons)}[ev.keyCode] || 0;
+            if (step && at >= 0 && buttons[at + step]) {
+                ev.preventDefault();
+                buttons[at + step].focus();
             }
         });
         return {close: function () {

@@ -68,9 +68,30 @@
         dom.show(node, !!text);
     }
 
+    // The field to fix after each refusal; any other refusal puts focus on the sentence itself.
+    var FIX_FIELD = {
+        wrong_password: 'password',
+        username_taken: 'username',
+        room_exists: 'roomname',
+        room_not_found: 'roomname',
+        bad_invite: 'invite',
+        wrong_join_code: 'joincode',
+        join_code_required: 'joincode'
+    };
+
+    // The refusal is said (role=alert) and focus goes where the user can act on it.
     function statusError(err) {
+        var node = field('form-status'), fix = FIX_FIELD[err.code] ? field(FIX_FIELD[err.code]) : null;
         status(errorText(err));
-        field('form-status').setAttribute('data-code', err.code || '');
+        node.setAttribute('data-code', err.code || '');
+        if (fix && fix.offsetParent !== null) {
+            fix.focus();
+            if (fix.select && err.code === 'wrong_password') {
+                fix.select();
+            }
+        } else {
+            node.focus();
+        }
     }
 
     // ---- crypto engine ---------------------------------------------------------------------
@@ -439,9 +460,6 @@
                             if (err2) {
                                 busy(false);
                                 statusError(err2);
-                                if (err2.code === 'bad_invite' && field('invite')) {
-                                    field('invite').focus();
-                                }
                                 return;
                             }
                             entered(resp, keys);

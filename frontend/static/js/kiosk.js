@@ -56,7 +56,9 @@
         list.scrollTop = list.scrollHeight;
     }
 
+    // Notices and others' messages are also said through the polite live region.
     function notice(text, cls) {
+        dom.announce(text);
         append(dom.el('li', {className: 'event' + (cls ? ' ' + cls : ''), text: text}));
     }
 
@@ -67,6 +69,9 @@
         ]);
         if (id) {
             li.setAttribute('data-id', id);
+        }
+        if (from !== saved.username) {
+            dom.announce(from + ': ' + body);
         }
         append(li);
     }
@@ -182,6 +187,7 @@
         saved.vault = null;
         saved.token = null;
         dom.clear(list);
+        dom.clear(dom.byId('announcer'));
         if (input) {
             input.value = '';
         }
