@@ -19,6 +19,7 @@ import tornado.web
 
 from .addresses import throttle_key
 from .assets import Assets
+from .beats import Beats
 from .config import Settings, parse_args
 from . import tls
 from .listener import ConnectionCaps, FrontDoor, open_files_limit, raise_open_files_limit
@@ -53,7 +54,8 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
 
 
 def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.web.Application:
-    """The application with its RoomTable; starts the presence sweeper on the current IOLoop."""
+    """The application with its RoomTable; starts the sweeper (presence, throttles, WebSocket hello
+    deadlines and pings) on the current IOLoop."""
     from handlers.base import NotFoundHandler
     from handlers.routes import routes
 
@@ -82,11 +84,14 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
     )
 
     def sweep() -> None:
+        beats.tick()
         table.sweep()
         lookups.sweep()
         caps.sweep()
-    sweep_ms = 1000 * min(1.0, settings.presence_timeout / 4)
-    sweeper = tornado.ioloop.PeriodicCallback(sweep, sweep_ms)
+    tick = min(1.0, settings.presence_timeout / 4, settings.ping_interval / 4)
+    beats = Beats(tick)
+    app.settings["beats"] = beats
+    sweeper = tornado.ioloop.PeriodicCallback(sweep, 1000 * tick)
     sweeper.start()
     app.settings["sweeper"] = sweeper
     return app

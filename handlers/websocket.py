@@ -6,10 +6,10 @@ import os
 from asyncio import Future
 from typing import List, Optional, Tuple
 
-import tornado.ioloop
 import tornado.iostream
 import tornado.websocket
 
+from chat.beats import Beats
 from chat.errors import ChatError
 from chat.hub import encode
 from chat.output import WINDOW, PushOutput
@@ -30,9 +30,32 @@ CLOSE_AFTER = {"session_ended": CLOSE_ENDED, "removed": CLOSE_REMOVED}
 PING_PAYLOAD_BYTES = 16
 
 
+class Link:
+    """What Sealchat keeps per WebSocket, in one object with slots rather than as handler
+    attributes: Tornado's handler already holds 27, and past 30 CPython stops sharing the keys of
+    an instance dict, which then costs about 1.3 KB more per connection."""
+
+    __slots__ = ("socket", "session", "out", "ping_payload", "replay_cursor", "beat_slot")
+
+    def __init__(self, socket: "ChatSocket") -> None:
+        self.socket = socket
+        self.session: Optional[Session] = None
+        self.out: Optional[PushOutput] = None
+        self.ping_payload: Optional[bytes] = None  # the last ping's, until a pong echoes it
+        self.replay_cursor = 0
+        self.beat_slot: Optional[int] = None  # chat.beats: the hello deadline, then the next ping
+
+    def beat(self, now: float) -> None:
+        self.socket.beat(now)
+
+
 class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
-    session: Optional[Session] = None
-    _hello_timer: Optional[object] = None
+    def initialize(self) -> None:
+        self.link = Link(self)
+
+    @property
+    def session(self) -> Optional[Session]:
+        return self.link.session
 
     def check_origin(self, origin: str) -> bool:
         if same_origin(origin, self.request.host):
@@ -58,11 +81,6 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             return
         await super().get(*args, **kwargs)
 
-    _out: Optional[PushOutput] = None
-    _ping_timer: Optional[object] = None
-    _ping_payload: Optional[bytes] = None  # the last ping's, until a pong echoes it
-    _replay_cursor = 0
-
     # Pings are this handler's own (random payloads, echoed); Tornado's accept any pong at all.
     @property
     def ping_interval(self) -> Optional[float]:
@@ -74,11 +92,9 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
 
     def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)  # events are small: Nagle would hold each for the client's delayed ACK
-        loop = tornado.ioloop.IOLoop.current()
-        self._hello_timer = loop.call_later(HELLO_TIMEOUT, self._no_hello)
-        self._out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow,
+        self.beats.at(self.link, self.beats.clock() + HELLO_TIMEOUT)
+        self.link.out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow,
                                turn=self.rooms.output.turn)
-        self._ping_timer = loop.call_later(self.config.ping_interval, self._ping)
 
     def _write(self, data: bytes) -> "Future[None]":
         """Hand bytes to the stream; the Future resolves once they are written (PushOutput)."""
@@ -90,35 +106,41 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
     def _too_slow(self) -> None:
         self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
 
-    def _ping(self) -> None:
-        """Every ping interval: close if the last ping went unanswered, else ping again."""
-        self._ping_timer = None
+    @property
+    def beats(self) -> Beats:
+        return self.settings["beats"]
+
+    def beat(self, now: float) -> None:
+        """The wheel's call: no hello in time; or, every ping interval, close if the last ping went
+        unanswered, else ping again."""
+        if self.session is None:
+            self._no_hello()
+            return
         proto = self.ws_connection
         if proto is None or proto.is_closing():
             return
-        if self._ping_payload is not None:
+        if self.link.ping_payload is not None:
             self.close(reason="ping timed out")
             return
-        self._ping_payload = os.urandom(PING_PAYLOAD_BYTES)
+        self.link.ping_payload = os.urandom(PING_PAYLOAD_BYTES)
         try:
-            self.ping(self._ping_payload)
+            self.ping(self.link.ping_payload)
         except tornado.websocket.WebSocketClosedError:
             return
-        self._ping_timer = tornado.ioloop.IOLoop.current().call_later(self.config.ping_interval, self._ping)
+        self.beats.at(self.link, now + self.config.ping_interval)
 
     def on_pong(self, data: bytes) -> None:
         """Only the echo of the outstanding ping counts: an unsolicited or wrong pong proves
         nothing about whether this member reads, so it keeps neither it nor its session."""
-        expected = self._ping_payload
+        expected = self.link.ping_payload
         if expected is None or not hmac.compare_digest(data, expected):
             return
-        self._ping_payload = None
+        self.link.ping_payload = None
         if self.session is not None:
             self.session.last_seen = self.rooms.clock()
 
     def _no_hello(self) -> None:
-        if self.session is None:
-            self.refuse(ChatError("token_invalid", "No hello frame arrived in time."), CLOSE_REFUSED, "no hello")
+        self.refuse(ChatError("token_invalid", "No hello frame arrived in time."), CLOSE_REFUSED, "no hello")
 
     def refuse(self, exc: ChatError, close: Optional[int] = None, reason: Optional[str] = None) -> None:
         """The one place a refusal is written to this socket: the error frame, then, when the
@@ -129,19 +151,19 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
 
     def _close_after_queue(self, code: int, reason: str) -> None:
         """Close behind what is queued: it all goes to the stream first, then the close frame."""
-        if self._out is not None:
-            self._out.pump(force=True)
+        if self.link.out is not None:
+            self.link.out.pump(force=True)
         self.close(code, reason)
 
     def send(self, obj: dict) -> None:
-        if self._out is not None:
-            self._out.push(encode(obj).encode("utf-8"))
+        if self.link.out is not None:
+            self.link.out.push(encode(obj).encode("utf-8"))
 
     def deliver(self, raw: bytes, memo: Optional[dict] = None) -> None:
         """Queue one event pushed by the room; `raw` is the same object for every member, so
         the queues share it (`memo` is no longer needed and is ignored)."""
-        if self._out is not None:
-            self._out.push(raw, live=True)
+        if self.link.out is not None:
+            self.link.out.push(raw, live=True)
 
     def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
         if error is not None:
@@ -179,23 +201,23 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.refuse(exc, CLOSE_REMOVED if exc.code == "removed" else CLOSE_REFUSED)
             return
         gap, events, last = self.rooms.page(session, fields["cursor"], WINDOW)
-        self.session = session
-        if self._hello_timer is not None:  # no need to hold a timer per connection any longer
-            tornado.ioloop.IOLoop.current().remove_timeout(self._hello_timer)
-            self._hello_timer = None
+        self.link.session = session
         session.transport = "ws"
         session.last_seen = self.rooms.clock()
+        self.beats.at(self.link, self.beats.clock() + self.config.ping_interval)  # pings replace the hello deadline
         hub = self.rooms.room_of(session).hub
         self.send(self.rooms.welcome(session))
         if gap is not None:
             self.send(gap.to_dict())
+        out = self.link.out
+        assert out is not None  # made in open(), before any message
         for raw in events:
-            self._out.push(raw)  # type: ignore[union-attr]
+            out.push(raw)
         if last < hub.seq:
             # The rest of the replay is read from the buffer a window at a time as the reader
             # takes it; events published meanwhile are read with it, in order.
-            self._replay_cursor = last
-            self._out.replay(self._next_page)  # type: ignore[union-attr]
+            self.link.replay_cursor = last
+            out.replay(self._next_page)
         old = hub.attach(session.session_id, self)
         if old is not None and old is not self:
             old.end(CLOSE_REPLACED, "replaced by a newer connection")
@@ -204,19 +226,15 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         session = self.session
         if session is None or not self.rooms.is_live(session):
             return [], True
-        gap, events, last = self.rooms.page(session, self._replay_cursor, WINDOW)
-        self._replay_cursor = last
+        gap, events, last = self.rooms.page(session, self.link.replay_cursor, WINDOW)
+        self.link.replay_cursor = last
         frames = ([encode(gap.to_dict()).encode("utf-8")] if gap is not None else []) + events
         return frames, last >= self.rooms.room_of(session).hub.seq
 
     def on_close(self) -> None:
-        loop = tornado.ioloop.IOLoop.current()
-        for timer in (self._hello_timer, self._ping_timer):
-            if timer is not None:
-                loop.remove_timeout(timer)
-        self._hello_timer = self._ping_timer = None
-        if self._out is not None:
-            self._out.close()
+        self.beats.cancel(self.link)
+        if self.link.out is not None:
+            self.link.out.close()
         session = self.session
         # last_seen stays at the last frame or pong: a connection that died silently was noticed
         # only after a ping timeout and the close wait, which must not extend its presence.
