@@ -142,16 +142,25 @@ def style_differences(modern: Dict, old: Dict) -> List[str]:
 
 # ---- screens --------------------------------------------------------------------------------
 
+# Elements drawn past the left or right edge of the screen. Whatever a scrolling or clipping box
+# inside the page hides is not drawn; what the page itself (html, body) cuts off is lost, so counts.
 OVERFLOW = """() => {
   const width = document.documentElement.clientWidth;
   const wide = [];
   document.querySelectorAll('body *').forEach((el) => {
     const r = el.getBoundingClientRect();
-    if (r.width > 0 && r.height > 0 && el.checkVisibility() && (r.right > width + 0.5 || r.left < -0.5)) {
-      if (!el.closest('.sr-only')) {
-        const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '');
-        wide.push(name + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+    if (r.width === 0 || r.height === 0 || !el.checkVisibility() || el.closest('.sr-only, .k-sr')) { return; }
+    let left = r.left, right = r.right;
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (getComputedStyle(up).overflowX !== 'visible') {
+        const c = up.getBoundingClientRect();
+        left = Math.max(left, c.left);
+        right = Math.min(right, c.right);
       }
+    }
+    if (right > left && (right > width + 0.5 || left < -0.5)) {
+      wide.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (typeof el.className === 'string' &&
+        el.className ? '.' + el.className.split(' ')[0] : '') + ' ' + Math.round(left) + '..' + Math.round(right));
     }
   });
   return {width, scrollWidth: document.documentElement.scrollWidth, wide};

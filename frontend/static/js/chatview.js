@@ -267,6 +267,19 @@
             setRemoveButton(li, user, user !== saved.username && roster.host === saved.username && !leaving);
         }
         dom.setText(dom.byId('member-count'), String(roster.members.length));
+        dom.setText(dom.byId('members-button-count'), String(roster.members.length));
+    }
+
+    // On a phone the member list sits below the conversation: the header's Members button brings
+    // it into view in one tap, with focus on its heading.
+    function setupMembersButton() {
+        var heading = dom.byId('members-heading');
+        dom.on(dom.byId('members-button'), 'click', function () {
+            if (heading.scrollIntoView) {
+                heading.scrollIntoView(true);
+            }
+            heading.focus();
+        });
     }
 
     function removeMember(user, button) {
@@ -812,6 +825,7 @@
         dom.clear(dom.byId('announcer'));
         dom.clear(dom.byId('member-list'));
         dom.setText(dom.byId('member-count'), '0');
+        dom.setText(dom.byId('members-button-count'), '0');
         dom.setText(dom.byId('safety-code'), '');
         dom.byId('safety-code').setAttribute('data-code', '');
         dom.show(dom.byId('lock-button'), false);
@@ -926,6 +940,7 @@
         dom.setText(dom.byId('room-name'), saved.room);
         dom.setText(dom.byId('max-file'), dom.formatBytes((saved.limits || {}).max_file_bytes || 5242880));
         dom.on(dom.byId('leave-button'), 'click', leave);
+        setupMembersButton();
         SC.setFallbackUrls({vendor: meta.getAttribute('data-vendor'), worker: meta.getAttribute('data-worker')});
         SC.detect(function (backend) {
             out.setAttribute('data-backend', backend || 'none');

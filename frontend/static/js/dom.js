@@ -194,7 +194,7 @@
 
     // Light/dark: follows the system unless the user picked one (kept in localStorage).
     function initTheme() {
-        var html = doc.documentElement, button = byId('theme-toggle'), stored;
+        var html = doc.documentElement, stored;
         try {
             stored = root.localStorage.getItem('sealchat.theme');
         } catch (e) {
@@ -216,7 +216,7 @@
             return root.matchMedia && root.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
         }
         apply(stored);
-        on(button, 'click', function () {
+        function toggle() {
             var next = current() === 'dark' ? 'light' : 'dark';
             apply(next);
             try {
@@ -224,7 +224,9 @@
             } catch (e) {
                 // private mode: the choice lasts for this page only
             }
-        });
+        }
+        on(byId('theme-toggle'), 'click', toggle);
+        on(byId('theme-toggle-settings'), 'click', toggle); // the chat page's, in its settings on phones
     }
 
     Seal.dom = {

@@ -197,11 +197,28 @@
         dom.setText(field('kdf-percent'), pct + '%');
     }
 
+    // Scrolls as little as needed to show `first` to `last` (the progress and the form's buttons)
+    // together, as they are on a small screen whose keyboard just closed.
+    function keepInView(first, last) {
+        var h = root.innerHeight || root.document.documentElement.clientHeight, top, bottom;
+        if (!first || !last || !first.getBoundingClientRect || !root.scrollBy) {
+            return;
+        }
+        top = first.getBoundingClientRect().top;
+        bottom = last.getBoundingClientRect().bottom;
+        if (bottom > h - 8) {
+            root.scrollBy(0, Math.min(bottom - h + 8, top - 8));
+        } else if (top < 8) {
+            root.scrollBy(0, top - 8);
+        }
+    }
+
     function busy(on) {
         field('submit-button').disabled = !!on;
         dom.show(field('kdf-box'), on);
         if (on) {
             progressUi(0);
+            keepInView(field('kdf-box'), field('submit-button').parentNode);
         }
     }
 
