@@ -200,10 +200,11 @@
     // Scrolls as little as needed to show `first` to `last` (the progress and the form's buttons)
     // together, as they are on a small screen whose keyboard just closed.
     function keepInView(first, last) {
-        var h = root.innerHeight || root.document.documentElement.clientHeight, top, bottom;
+        var h, top, bottom;
         if (!first || !last || !first.getBoundingClientRect || !root.scrollBy) {
             return;
         }
+        h = root.innerHeight || root.document.documentElement.clientHeight;
         top = first.getBoundingClientRect().top;
         bottom = last.getBoundingClientRect().bottom;
         if (bottom > h - 8) {
