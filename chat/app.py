@@ -46,9 +46,12 @@ BODY_READ_FACTOR = 4
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log without URLs: paths carry room names, which the log has no need to keep."""
+    """Access log without URLs: paths carry room names, which the log has no need to keep.
+
+    503 is a typed refusal (server full, busy drawing QR codes) that an attacker can ask for at
+    will: like every refusal, it stays at DEBUG; other 5xx are failures an operator must see."""
     status = handler.get_status()
-    level = logging.WARNING if status >= 500 else logging.DEBUG
+    level = logging.WARNING if status >= 500 and status != 503 else logging.DEBUG
     logging.getLogger("tornado.access").log(level, "%d %s %s %.1fms", status, handler.request.method,
                                             type(handler).__name__, 1000 * handler.request.request_time())
 

@@ -188,8 +188,11 @@ async def test_join_link_qr_is_throttled_per_address_and_cached(settings, server
 
 @pytest.mark.parametrize("settings", [{"qr_rate": Rate(2, 600)}], indirect=True)
 @pytest.mark.gen_test
-async def test_qr_images_drawn_are_capped_server_wide_and_cached_ones_still_served(settings, server_url, monkeypatch):
-    """Many addresses, each within its own allowance, cannot keep the server drawing QR codes."""
+async def test_qr_images_drawn_are_capped_server_wide_and_cached_ones_still_served(settings, server_url, monkeypatch,
+                                                                                  caplog):
+    """Many addresses, each within its own allowance, cannot keep the server drawing QR codes, nor
+    fill the log: a refusal an attacker can ask for at will is not a warning."""
+    caplog.set_level(logging.DEBUG, logger="tornado.access")
     made = []
     real_svg = qr.svg
     monkeypatch.setattr(qr, "svg", lambda data: made.append(data) or real_svg(data))
@@ -202,6 +205,9 @@ async def test_qr_images_drawn_are_capped_server_wide_and_cached_ones_still_serv
     assert len(made) == 2
     again = await get(third, "/qr/join?roomname=One")  # already drawn: served from the cache, free
     assert again.code == 200 and again.body == real_svg(made[0]) and len(made) == 2
+    access = [r for r in caplog.records if r.name == "tornado.access" and "JoinLinkQrHandler" in r.getMessage()]
+    assert [r.getMessage().split()[0] for r in access] == ["200", "200", "503", "200"]
+    assert all(r.levelno == logging.DEBUG for r in access)
 
 
 @pytest.mark.gen_test
