@@ -396,8 +396,9 @@ async def lookalikes(ctx: Ctx, p: Dict[str, Any]) -> Outcome:
 # --- 6. room lockout ---------------------------------------------------------------------------------
 async def room_lockout(ctx: Ctx, p: Dict[str, Any]) -> Outcome:
     """Wrong-password joins from several addresses spend the bystander room's failed-join bucket and
-    keep it spent; a newcomer with the right password keeps trying when Retry-After says, plus the
-    moment a person takes to click again (`think`)."""
+    keep it spent. A newcomer with the right password keeps trying when Retry-After says, plus the
+    moment a person takes to click again (`think`); another holds an invite a member minted (as a
+    member does on the `guessing` notice) and joins once, while the bucket is spent."""
     s = ctx.settings
     target = ctx.bystander_room
     per_address = int(s.join_failures.count)
@@ -434,6 +435,16 @@ async def room_lockout(ctx: Ctx, p: Dict[str, Any]) -> Outcome:
         stats["other"] += 1
         return code, wait
 
+    # A member of the room (it knows the password) mints an invite before the attack starts.
+    inviter = ctx.api(LEGIT_ADDRESSES[4])
+    status, data = await inviter.join(target, "inviter", ctx.bystander_auth_key)
+    if status != 200:
+        raise RuntimeError(f"the inviter could not join the bystander room: {status} {data}")
+    inviter_token = data["token"]
+    status, data = await inviter.send(inviter_token, b'{"type":"invite"}')
+    invite = (data or {}).get("reply", {}).get("code") if status == 200 else None
+    if not invite:
+        raise RuntimeError(f"no invite minted: {status} {data}")
     ctx.status = "spending the room's failed-join bucket"
     drained = False
     for i in range(n):
@@ -476,21 +487,37 @@ async def room_lockout(ctx: Ctx, p: Dict[str, Any]) -> Outcome:
             i += 1
             wake = now() + (max(p["interval"], wait - 1.0) if kind == "room" else p["interval"])
             ctx.status = f"room kept spent: {stats['wrong_password']} failed joins, newcomer tries {joiner['attempts']}"
-    await asyncio.gather(newcomer(), keep_spent())
+    invited = {"status": None, "code": None, "bucket_spent": None}
+
+    async def invited_newcomer() -> None:
+        """Half way through the attack, with the room's bucket spent, the invite's holder joins once."""
+        await asyncio.sleep(max(0.0, (ctx.deadline() - now()) / 2))
+        invited["bucket_spent"] = stats["room_limited"] > 0
+        guest = ctx.api(LEGIT_ADDRESSES[5])
+        status, data = await guest.join(target, "guest", ctx.bystander_auth_key, invite=invite)
+        invited["status"], invited["code"] = status, (None if status == 200 else _code(data))
+        if status == 200:
+            await guest.leave(data["token"])
+    await asyncio.gather(newcomer(), keep_spent(), invited_newcomer())
+    await inviter.leave(inviter_token)
     kept_out = joiner["in_after"] if joiner["in_after"] is not None else round(ctx.deadline() - t_drained, 1)
     got_in = joiner["in_after"] is not None
     verdict = (f"got in after {kept_out:.1f} s" if got_in else f"kept out for the whole attack, {kept_out:.0f} s")
+    invited_in = invited["status"] == 200
     return Outcome(
-        target="a joiner with the right password is not kept out (gets in on its first try)",
-        met=got_in and joiner["attempts"] == 1,
-        detail=(f"newcomer with the right password {verdict} ({joiner['attempts']} tries, each "
+        target="a joiner holding a member's invite gets in on its first try while the room's bucket is spent",
+        met=invited_in and drained,
+        detail=(f"invite holder {'got in on its one try' if invited_in else 'refused: ' + str(invited['code'])}; "
+                f"newcomer with the right password and no invite {verdict} ({joiner['attempts']} tries, each "
                 f"{p['think']:g} s after its Retry-After, refused "
                 f"{sorted(set(c for c in joiner['codes'] if c != 200))}); "
                 f"attackers: {stats['wrong_password']} wrong-password joins from {n} addresses "
                 f"(--room-join-failures {s.room_join_failures}, --join-failures {s.join_failures})"
                 + ("" if drained else "; the room's bucket was never spent")),
-        short=(f"in after {kept_out:.1f} s" if got_in else f"kept out >= {kept_out:.0f} s"),
-        findings={"attackers": n, "attacks": stats, "drained": drained, "newcomer": joiner, "kept_out_s": kept_out})
+        short=(("invited in; " if invited_in else "invited refused; ")
+               + (f"others in after {kept_out:.1f} s" if got_in else f"others out >= {kept_out:.0f} s")),
+        findings={"attackers": n, "attacks": stats, "drained": drained, "newcomer": joiner, "kept_out_s": kept_out,
+                  "invited": invited})
 
 
 # --- 7. cross-site budget drain ---------------------------------------------------------------------

@@ -255,9 +255,11 @@ class Api:
             "room": room, "username": user, "salt": crypto.b64u(salt), "kdf": crypto.KDF,
             "iter": crypto.MIN_ITER, "verifier": crypto.b64u(keys.verifier), "join_code": False})
 
-    async def join(self, room: str, user: str, auth_key: bytes) -> Tuple[int, Any]:
-        return await self.call("POST", "/api/join", {"room": room, "username": user,
-                                                     "auth_key": crypto.b64u(auth_key)})
+    async def join(self, room: str, user: str, auth_key: bytes, invite: Optional[str] = None) -> Tuple[int, Any]:
+        body = {"room": room, "username": user, "auth_key": crypto.b64u(auth_key)}
+        if invite is not None:
+            body["invite"] = invite
+        return await self.call("POST", "/api/join", body)
 
     async def send(self, token: str, frame: bytes) -> Tuple[int, Any]:
         return await self.call("POST", "/api/poll/send", frame, token=token)

@@ -24,12 +24,12 @@ FIELDS = {"attack", "title", "server_flags", "hold_s", "duration_s", "nofile", "
           "log_lines", "log_lines_per_s", "bystander", "outcome", "findings"}
 # What each attack reports about itself: the figures that say it was carried out.
 FINDINGS = {
-    "polls": {"replay_answer_bytes", "fill", "polls", "answered", "still_open"},
+    "polls": {"replay_answer_bytes", "fill", "polls", "answered", "still_open", "client_side_open"},
     "fds": {"nofile", "connections", "fds_before", "fds_peak", "fresh_ok", "recovered"},
     "bodies": {"connections", "body_length", "bytes_sent", "still_open"},
     "stalled-ws": {"stallers", "traffic", "still_attached"},
     "lookalikes": {"admitted", "results", "controls_admitted"},
-    "lockout": {"attackers", "attacks", "drained", "newcomer", "kept_out_s"},
+    "lockout": {"attackers", "attacks", "drained", "newcomer", "kept_out_s", "invited"},
     "cross-site": {"requests", "statuses", "victim_create", "victim_ws"},
     "qr": {"statuses", "renders", "cpu_s"},
     "rooms": {"rooms_created", "addresses", "legit_first", "legit_last"},
