@@ -111,7 +111,7 @@ class _DefaultsShown:
         return action
 
 
-DEFAULT_ROOMS_PER_ADDRESS = 10
+DEFAULT_ROOMS_PER_ADDRESS = 4
 DEFAULT_SESSIONS_PER_ADDRESS = 50
 
 
