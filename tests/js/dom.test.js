@@ -53,3 +53,13 @@ test('a page without a live region announces nothing, and does not fail', () => 
   const { dom } = page([]);
   dom.announce('bob joined');
 });
+
+test('a running clock in short words', () => {
+  const { dom } = page([]);
+  assert.equal(dom.formatSpan(0), '0 s');
+  assert.equal(dom.formatSpan(44.6), '45 s');
+  assert.equal(dom.formatSpan(60), '1 min');
+  assert.equal(dom.formatSpan(163), '2 min 43 s');
+  assert.equal(dom.formatSpan(3600 + 5 * 60 + 20), '1 h 5 min');
+  assert.equal(dom.formatSpan(-3), '0 s');
+});

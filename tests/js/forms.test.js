@@ -66,8 +66,13 @@ function loginPage({ saved, oldSession, joinError, invite }) {
       on: (node, type, fn) => { (node.listeners[type] = node.listeners[type] || []).push(fn); },
       el: (tag, props) => Object.assign(element(props && props.id), { tagName: tag, textContent: (props && props.text) || '', href: props && props.href }),
       debounce: (fn) => fn,
+      now: () => Date.now(),
+      formatSpan: (seconds) => Math.round(seconds) + ' s',
+      formatDuration: (seconds) => Math.ceil(seconds) + ' seconds',
     },
   };
+  ctx.setInterval = setInterval;
+  ctx.clearInterval = clearInterval;
   const errors = { session_ended: true, session_expired: true, token_invalid: true };
   ctx.Seal.api = {
     isTerminal: (err) => !!(err && errors[err.code]),
@@ -229,4 +234,26 @@ test('after a refusal, focus goes where the user can act: the field to fix, else
     await until(() => p.byId('form-status').getAttribute('data-code') === joinError.code, 'the refusal');
     assert.equal(lastFocused, focused, joinError.code);
   }
+});
+
+test('Cancel during the key derivation stops it: no join is sent, the form works again', async () => {
+  lastFocused = null;
+  const p = loginPage({});
+  await submit(p);
+  const cancel = p.byId('cancel-button');
+  // Focus moves from the Join button, disabled now, to Cancel.
+  await until(() => lastFocused === 'cancel-button', 'focus on the Cancel button');
+  assert.equal(p.byId('submit-button').disabled, true);
+  assert.match(p.byId('kdf-time').textContent, /^0 s so far/);
+  cancel.listeners.click[0]();
+  assert.equal(p.byId('kdf-box').getAttribute('hidden'), '', 'the progress goes');
+  assert.equal(cancel.getAttribute('hidden'), '', 'and Cancel with it');
+  assert.equal(p.byId('submit-button').disabled, false);
+  assert.equal(lastFocused, 'submit-button');
+  assert.match(p.byId('form-status').text(), /^Stopped\. Nothing was sent/);
+  assert.equal(p.byId('form-status').className, 'notice', 'not shown as an error');
+  // Joining again goes through, and it is the only join the server sees.
+  await submit(p);
+  await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
+  assert.equal(p.calls.join.length, 1);
 });

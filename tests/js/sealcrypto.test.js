@@ -458,6 +458,36 @@ for (const mode of MODES) {
   });
 }
 
+for (const mode of ['fallback', 'fallback-noworker']) {
+  test(`${mode}: a cancelled derivation stops, and says nothing more`, async () => {
+    const { SC } = makeBrowser(mode);
+    assert.equal(await detect(SC), 'fallback');
+    const c = V2.admission[0];
+    let firstProgress = 0;
+    let firstDone = false;
+    let cancelledAt = -1;
+    let run;
+    await new Promise((resolve) => {
+      run = SC.deriveKeys(c.password, c.salt, 10000000, c.room_id, c.kdf, (f) => {
+        firstProgress += 1;
+        if (f > 0 && cancelledAt < 0) {
+          cancelledAt = firstProgress;
+          run.cancel();
+          resolve();
+        }
+      }, () => { firstDone = true; });
+    });
+    run.cancel(); // twice is harmless
+    // A second derivation, run to its end: the first, had it gone on, would have reported meanwhile.
+    const progress = [];
+    const keys = await call(SC, 'deriveKeys', c.password, c.salt, c.iter, c.room_id, c.kdf, (f) => progress.push(f));
+    assert.equal(keys.auth, c.auth_key);
+    assert.ok(progress.length > 2, 'the second one reported its own progress');
+    assert.equal(firstProgress, cancelledAt, 'no progress after cancel()');
+    assert.equal(firstDone, false, 'no callback after cancel()');
+  });
+}
+
 test('encodings', () => {
   const { SC } = makeBrowser('none');
   assert.equal(SC.VERSION, 2);

@@ -141,6 +141,18 @@
         return s < 60 ? formatDuration(s) : formatDuration(s) + ' (' + s + ' seconds)';
     }
 
+    // A running clock in short words: "45 s", "2 min 43 s", "1 h 5 min".
+    function formatSpan(seconds) {
+        var s = Math.max(0, Math.round(seconds)), m = Math.floor(s / 60), h = Math.floor(m / 60);
+        if (s < 60) {
+            return s + ' s';
+        }
+        if (m < 60) {
+            return m + ' min' + (s % 60 ? ' ' + (s % 60) + ' s' : '');
+        }
+        return h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+    }
+
     function indexOf(list, item) {
         var i;
         for (i = 0; list && i < list.length; i++) {
@@ -242,6 +254,7 @@
         formatBytes: formatBytes,
         formatDuration: formatDuration,
         formatWait: formatWait,
+        formatSpan: formatSpan,
         formatTime: formatTime,
         indexOf: indexOf,
         debounce: debounce,

@@ -58,12 +58,14 @@
         return text;
     }
 
-    function status(text) {
+    // A sentence under the form: an error unless `plain` (a cancelled derivation is no error).
+    function status(text, plain) {
         var node = field('form-status');
         if (!node) {
             return;
         }
         dom.setText(node, text || '');
+        node.className = plain ? 'notice' : 'notice error';
         node.setAttribute('data-code', '');
         dom.show(node, !!text);
     }
@@ -185,9 +187,52 @@
 
     // ---- deriving and entering -----------------------------------------------------------
 
+    // The derivation under way: its handle (cancel), when it started, how far it is, the clock.
+    var deriving = null;
+    var engine = null; // 'webcrypto' or 'fallback', once detected
+
+    // How long the rest will take, from the pace so far; null until there is a pace to go by.
+    function remaining(elapsed, fraction) {
+        if (!(fraction >= 0.01 && fraction < 1) || elapsed < 0.5) {
+            return null;
+        }
+        return elapsed * (1 - fraction) / fraction;
+    }
+
+    // "12 s so far, about 1 min 30 s left" under the bar, every second. Web Crypto says nothing
+    // until it is done, so there the line says so instead of guessing.
+    function clockUi() {
+        var elapsed = (dom.now() - deriving.t0) / 1000, left = remaining(elapsed, deriving.fraction),
+            text = dom.formatSpan(elapsed) + ' so far';
+        if (left !== null) {
+            text += ', about ' + dom.formatSpan(left) + ' left';
+        } else if (engine === 'webcrypto') {
+            text += '; this browser\'s built-in engine does not say how far it is';
+        } else {
+            text += ', working out how long it takes…';
+        }
+        dom.setText(field('kdf-time'), text);
+    }
+
+    // Screen readers hear the start, and then each quarter with the time left.
+    function sayProgress(fraction) {
+        var quarter = Math.floor(fraction * 4), left;
+        if (quarter <= deriving.said || quarter >= 4) {
+            return;
+        }
+        deriving.said = quarter;
+        left = remaining((dom.now() - deriving.t0) / 1000, fraction);
+        dom.setText(field('kdf-said'), (quarter * 25) + '% done' + (left !== null ? ', about ' +
+            dom.formatDuration(left) + ' left.' : '.'));
+    }
+
     // Web Crypto derives in one step: the bar stays indeterminate until a fraction is known.
     function progressUi(fraction) {
         var pct = Math.max(0, Math.min(100, Math.round(fraction * 100))), bar = field('kdf-progress');
+        if (deriving) {
+            deriving.fraction = fraction;
+            sayProgress(fraction);
+        }
         if (fraction <= 0) {
             bar.removeAttribute('value');
             dom.setText(field('kdf-percent'), 'working…');
@@ -220,12 +265,48 @@
         if (on) {
             progressUi(0);
             keepInView(field('kdf-box'), field('submit-button').parentNode);
+        } else {
+            stopClock();
         }
     }
 
+    function stopClock() {
+        var cancel = field('cancel-button');
+        if (deriving) {
+            root.clearInterval(deriving.timer);
+            deriving = null;
+        }
+        if (cancel) {
+            if (cancel === root.document.activeElement) {
+                field('submit-button').focus();
+            }
+            dom.show(cancel, false);
+        }
+    }
+
+    // Cancel: the derivation stops, nothing goes to the server, and the form is as it was.
+    function cancelDerivation() {
+        if (!deriving) {
+            return;
+        }
+        deriving.run.cancel();
+        busy(false);
+        status('Stopped. Nothing was sent to the server: change what you need and try again.', true);
+        field('submit-button').focus();
+    }
+
     function derive(password, salt, iter, roomId, kdf, cb) {
+        var cancel = field('cancel-button');
         busy(true);
-        root.SealCrypto.deriveKeys(password, salt, iter, roomId, kdf, progressUi, function (err, keys) {
+        deriving = {t0: dom.now(), fraction: 0, said: 0, run: null, timer: root.setInterval(clockUi, 1000)};
+        dom.setText(field('kdf-said'), 'Making the room key from the password. This can take a while on a slow ' +
+            'device; Cancel stops it.');
+        clockUi();
+        if (cancel) {
+            dom.show(cancel, true);
+            cancel.focus(); // the Join or Create button it took the focus from is disabled now
+        }
+        deriving.run = root.SealCrypto.deriveKeys(password, salt, iter, roomId, kdf, progressUi, function (err, keys) {
             if (err) {
                 busy(false);
                 status(err.code === 'iter' || err.code === 'kdf' ?
@@ -235,6 +316,7 @@
                 return;
             }
             progressUi(1);
+            stopClock();
             cb(keys);
         });
     }
@@ -508,7 +590,9 @@
     } else if (page === 'create' || page === 'login') {
         setupShowPassword();
         field('submit-button').disabled = true;
+        dom.on(field('cancel-button'), 'click', cancelDerivation);
         setupCrypto(function (backend) {
+            engine = backend;
             field('submit-button').disabled = !backend;
             if (page === 'create') {
                 createPage(backend);

@@ -938,7 +938,8 @@
         return password;
     }
 
-    function pbkdf2Worker(password, salt, iter, progress, cb, onStartFailure) {
+    // run: the derivation's handle from deriveKeys; its stop() ends the work under way.
+    function pbkdf2Worker(password, salt, iter, progress, cb, onStartFailure, run) {
         var w, ready = false, finished = false;
         function finish(err, ikm) {
             if (finished) {
@@ -962,6 +963,10 @@
             later(onStartFailure);
             return;
         }
+        run.stop = function () {
+            finished = true;
+            w.terminate();
+        };
         w.onmessage = function (ev) {
             var m = ev.data || {};
             if (m.type === 'ready') {
@@ -984,9 +989,13 @@
         w.postMessage({type: 'init', vendor: urls.vendor});
     }
 
-    function pbkdf2MainThread(password, salt, iter, progress, cb) {
+    function pbkdf2MainThread(password, salt, iter, progress, cb, run) {
+        run.stop = function () {};
         loadKdfEngine(function (err) {
             var job;
+            if (run.cancelled) {
+                return;
+            }
             if (err) {
                 cb(err);
                 return;
@@ -1002,6 +1011,9 @@
             }
             function slice() {
                 var t0 = now();
+                if (run.cancelled) {
+                    return;
+                }
                 try {
                     while (!job.step(1000)) {
                         if (now() - t0 > SLICE_MS) {
@@ -1020,13 +1032,15 @@
         });
     }
 
-    function pbkdf2Fallback(password, salt, iter, progress, cb) {
+    function pbkdf2Fallback(password, salt, iter, progress, cb, run) {
         if (root.Worker && urls.worker && urls.vendor) {
             pbkdf2Worker(password, salt, iter, progress, cb, function () {
-                pbkdf2MainThread(password, salt, iter, progress, cb);
-            });
+                if (!run.cancelled) {
+                    pbkdf2MainThread(password, salt, iter, progress, cb, run);
+                }
+            }, run);
         } else {
-            pbkdf2MainThread(password, salt, iter, progress, cb);
+            pbkdf2MainThread(password, salt, iter, progress, cb, run);
         }
     }
 
@@ -1069,24 +1083,44 @@
      * @param {function(Error, {roomId, auth, verifier, memberKey, backend})} cb auth = b64u(auth_key) for
      *     /api/join, verifier = b64u(SHA-256 verifier) for /api/rooms, memberKey = b64u(member_key);
      *     errors: 'kdf', 'iter', 'malformed' (salt), 'unsupported'
+     * @return {{cancel: function()}} cancel() stops the derivation where it can (the fallback's
+     *     Worker is terminated, its main-thread slices end; Web Crypto's single step runs out
+     *     unseen); after it neither onProgress nor cb is called
      */
     function deriveKeys(password, saltB64u, iter, roomId, kdf, onProgress, cb) {
-        var err, salt, pw, progress = progressFn(onProgress);
+        var err, salt, pw, run = {cancelled: false, stop: function () {}}, handle, progress, done;
         needCallback(cb);
+        handle = {cancel: function () {
+            if (!run.cancelled) {
+                run.cancelled = true;
+                run.stop();
+            }
+        }};
+        progress = progressFn(function (fraction) {
+            if (!run.cancelled && typeof onProgress === 'function') {
+                onProgress(fraction);
+            }
+        });
+        done = cb;
+        cb = function (e, keys) {
+            if (!run.cancelled) {
+                done(e, keys);
+            }
+        };
         if (typeof password !== 'string' || typeof roomId !== 'string') {
             failLater(cb, new TypeError('deriveKeys: password and roomId must be strings'));
-            return;
+            return handle;
         }
         err = checkParams(kdf, iter);
         if (err) {
             failLater(cb, err);
-            return;
+            return handle;
         }
         try {
             salt = unb64u(saltB64u);
         } catch (e) {
             failLater(cb, fail('malformed', 'bad salt: ' + e.message));
-            return;
+            return handle;
         }
         pw = utf8(normalizePassword(password));
         withBackend(cb, function (which) {
@@ -1098,15 +1132,19 @@
                 progress(1);
                 finishKeys(which, roomId, ikm, salt, cb);
             }
+            if (run.cancelled) {
+                return;
+            }
             progress(0);
             if (which === 'webcrypto') {
                 wcRun(function () {
                     return wcPbkdf2(pw, salt, iter);
                 }, afterIkm);
             } else {
-                pbkdf2Fallback(pw, salt, iter, progress, afterIkm);
+                pbkdf2Fallback(pw, salt, iter, progress, afterIkm, run);
             }
         });
+        return handle;
     }
 
     /** @return {string} b64u of 16 random bytes: a new room's salt */
