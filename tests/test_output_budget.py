@@ -11,6 +11,7 @@ from typing import Any, List
 import pytest
 from tornado.httpclient import HTTPRequest, HTTPResponse
 
+from bench.hostile_net import Sockets, send_all, stalled_ws, ws_frame
 from chat.config import Rate, Settings
 from chat.output import ANSWER_WRITE_TIMEOUT, OutputBudget
 
@@ -152,17 +153,18 @@ async def test_a_stalled_websocket_reader_is_cut_off_and_resumes_from_its_cursor
 
 @with_settings(ping_interval=0.5, presence_timeout=3.0)
 @pytest.mark.gen_test(timeout=60)
-async def test_an_unsolicited_pong_does_not_keep_a_silent_member_present(wire, settings) -> None:
+async def test_an_unsolicited_pong_does_not_keep_a_silent_member_present(wire, settings, http_port) -> None:
     alice, bob = await room_with(wire, "Pongs", "alice", "bob")
     a_sock, _ = await alice.ws()  # answers pings with their payload (any WebSocket client does)
-    b_sock, _ = await bob.ws()
-    proto: Any = b_sock.conn.protocol
-    proto._send_pong = lambda data: None  # bob no longer answers the server's pings...
+    # bob's raw WebSocket reads its welcome and then nothing, so it never echoes a ping...
+    sockets = Sockets()
+    b_sock = await stalled_ws(sockets, bob.address, http_port, bob.token or "", bob.info["cursor"])
     stop = asyncio.Event()
 
     async def unsolicited() -> None:
-        while not stop.is_set() and not proto.is_closing():
-            proto._write_frame(True, 0xA, b"still here")  # ...but sends pongs of its own
+        while not stop.is_set():  # ...but sends pongs of its own
+            if not await send_all(b_sock, ws_frame(0xA, b"still here"), timeout=1):
+                return  # the server has closed it
             await asyncio.sleep(0.1)
 
     task = asyncio.ensure_future(unsolicited())
@@ -171,6 +173,7 @@ async def test_an_unsolicited_pong_does_not_keep_a_silent_member_present(wire, s
     finally:
         stop.set()
         await task
+        sockets.close_all()
     assert left["user"] == "bob" and left["reason"] == "timeout"
     assert (await a_sock.quiet(0.5)) == []  # alice, silent but echoing pings, is still here
 
