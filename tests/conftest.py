@@ -92,9 +92,7 @@ def make_client(server_url: str) -> Callable[..., "RoomClient"]:
     yield factory
     for client in made:
         if client.transport is not None:
-            client.transport._closing = True
-            if client.transport._task is not None:
-                client.transport._task.cancel()
+            client.transport.stop()
 
 
 @pytest.fixture

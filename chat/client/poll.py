@@ -98,7 +98,11 @@ class PollTransport:
                 await asyncio.sleep(backoff)
                 backoff = min(self.max_backoff, backoff * 2)
 
-    async def close(self) -> None:
+    def stop(self) -> None:
+        """Stop at once, without waiting for anything: for code that cannot await (a teardown)."""
         self._closing = True
         if self._task is not None:
             self._task.cancel()
+
+    async def close(self) -> None:
+        self.stop()

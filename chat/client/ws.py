@@ -123,9 +123,13 @@ class WsTransport:
         if self._conn is not None and self._conn.protocol is not None:
             self._conn.protocol.stream.close()
 
-    async def close(self) -> None:
+    def stop(self) -> None:
+        """Stop at once, without waiting for anything: for code that cannot await (a teardown)."""
         self._closing = True
         if self._conn is not None:
             self._conn.close()
         if self._task is not None:
             self._task.cancel()
+
+    async def close(self) -> None:
+        self.stop()
