@@ -117,6 +117,9 @@ def test_chat_page(phone, shared_server) -> None:
               return el.getBoundingClientRect().width - range.getBoundingClientRect().width;
             }""")
             assert room_left >= 16, f"{button}: {room_left:.1f} px around its label"
+        boxes = [page.locator(b).bounding_box() for b in ("#emoji-button", "label[for=file-input]", "#send-button")]
+        for left, right in zip(boxes, boxes[1:]):
+            assert right["x"] - (left["x"] + left["width"]) >= 4, "composer buttons touch"
 
         # The member list, below the conversation, one tap away.
         assert not on_screen(page, "#member-list")
