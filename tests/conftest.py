@@ -4,7 +4,8 @@ from __future__ import annotations
 import itertools
 import json
 import pathlib
-from typing import TYPE_CHECKING, Callable, List, Optional
+import subprocess
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import pytest
 
@@ -108,3 +109,26 @@ def raw(server_url: str):
     yield factory
     for api in made:
         api.close()
+
+
+@pytest.fixture
+def server_with() -> Iterator[Callable[..., str]]:
+    """server_with(*flags) -> the URL of a server process started with them; stopped after the test."""
+    from .processes import start_server
+
+    procs: List[subprocess.Popen] = []
+
+    def start(*args: str) -> str:
+        procs.append(start_server(*args))
+        return procs[-1].url  # type: ignore[attr-defined]
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def server(server_with) -> str:
+    """A server process on the defaults (as the README starts it, on an ephemeral port)."""
+    return server_with()

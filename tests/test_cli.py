@@ -5,11 +5,9 @@ import asyncio
 import http.client
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -26,57 +24,7 @@ from chat.client.room import RoomClient
 from . import loghygiene
 from .conftest import FAST_ITER, REPO
 from .common import next_of, room_of
-
-CLIENT = [sys.executable, "-m", "chat.client"]
-LOGS: List[pathlib.Path] = []
-
-
-@pytest.fixture(autouse=True)
-def log_dir(tmp_path_factory) -> pathlib.Path:
-    """Where this module's child processes write stderr; the log-hygiene plugin scans it all."""
-    if not LOGS:
-        LOGS.append(tmp_path_factory.mktemp("cli-logs"))
-    return LOGS[0]
-
-
-def stderr_file(prefix: str) -> pathlib.Path:
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=LOGS[0])
-    os.close(fd)
-    loghygiene.register_log_file(name)
-    return pathlib.Path(name)
-
-
-def start_server(*args: str) -> subprocess.Popen:
-    """The real server in a child process, its stderr kept for the log-hygiene check; `.url` is its URL."""
-    log = stderr_file("server-")
-    with open(log, "ab") as err:
-        proc = subprocess.Popen([sys.executable, "run_server.py", "--host", "127.0.0.1", "--port", "0",
-                                 "--log-level", "debug", *args],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("Sealchat listening on http://127.0.0.1:") and "(TLS off)" in line, line
-    proc.url = line.split()[3]  # type: ignore[attr-defined]
-    return proc
-
-
-@pytest.fixture
-def server_with() -> Callable[..., str]:
-    """Start servers with extra flags; each is stopped after the test."""
-    procs: List[subprocess.Popen] = []
-
-    def start(*args: str) -> str:
-        procs.append(start_server(*args))
-        return procs[-1].url  # type: ignore[attr-defined]
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture
-def server(server_with) -> str:
-    return server_with()
+from .processes import client, errors, fails_with_one_line
 
 
 def health(url: str) -> dict:
@@ -90,30 +38,6 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> Non
     while not check():
         assert time.time() < deadline, what
         time.sleep(0.1)
-
-
-def client(url: str, *args: str, password: str = "horse staple", source: str = "127.0.0.1", **kw):
-    """A client process; its stderr goes to a registered log file, read back with `errors(proc)`."""
-    loghygiene.register_secret(password, "password")
-    env = dict(os.environ, SEALCHAT_PASSWORD=password)
-    argv = CLIENT + ["--server", url, "--source-address", source, *args]
-    log = stderr_file("client-")
-    with open(log, "ab") as err:
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True, **kw)
-    proc.err_path = log  # type: ignore[attr-defined]
-    return proc
-
-
-def errors(proc: subprocess.Popen) -> str:
-    return proc.err_path.read_text()  # type: ignore[attr-defined]
-
-
-def fails_with_one_line(proc: subprocess.Popen, timeout: float = 30) -> str:
-    """The process exits non-zero with exactly one line on stderr (no traceback); returns that line."""
-    assert proc.wait(timeout) not in (0, None)
-    lines = errors(proc).strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sealchat: "), lines
-    return lines[0]
 
 
 def test_server_starts_and_serves_healthz(server):

@@ -7,28 +7,12 @@ import queue
 import subprocess
 import threading
 import time
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Callable, List, Optional, Union
 
-import pytest
 
-from .test_cli import LOGS, client, errors, fails_with_one_line, start_server
+from .processes import client, errors, fails_with_one_line
 
 Line = Union[dict, str]
-
-
-@pytest.fixture(autouse=True)
-def log_dir(tmp_path_factory) -> None:
-    """Child processes' stderr goes where test_cli keeps it; the log-hygiene plugin scans it all."""
-    if not LOGS:
-        LOGS.append(tmp_path_factory.mktemp("cli-logs"))
-
-
-@pytest.fixture
-def server() -> Iterator[str]:
-    proc = start_server()
-    yield proc.url  # type: ignore[attr-defined]
-    proc.terminate()
-    proc.wait(10)
 
 
 class Chat:
