@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Optional
 from . import names
 from .addresses import throttle_key
 from .config import Settings
-from .errors import ChatError
+from .errors import ChatError, N_, NP_
 from .ratelimit import Throttle
 from .securitylog import SecurityLog
 
@@ -47,16 +47,25 @@ GUESSING_FAILURES = 10
 GUESSING_LOW = 0.25
 
 
+# Each credential decode_b64u reads, by its name: its two refusals as whole sentences, to translate.
+_B64U_REFUSALS = {
+    "salt": (N_("The salt is not base64url."), N_("The salt must be {length} bytes.")),
+    "verifier": (N_("The verifier is not base64url."), N_("The verifier must be {length} bytes.")),
+    "auth key": (N_("The auth key is not base64url."), N_("The auth key must be {length} bytes.")),
+}
+
+
 def decode_b64u(value: object, length: int, what: str) -> bytes:
     """Decode a base64url field of an exact byte length or refuse it as bad_credentials."""
+    not_b64u, wrong_length = _B64U_REFUSALS[what]
     if not isinstance(value, str) or not _B64U.match(value) or len(value) > 4 * length:
-        raise ChatError("bad_credentials", f"The {what} is not base64url.")
+        raise ChatError("bad_credentials", not_b64u)
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
-        raise ChatError("bad_credentials", f"The {what} is not base64url.") from None
+        raise ChatError("bad_credentials", not_b64u) from None
     if len(raw) != length:
-        raise ChatError("bad_credentials", f"The {what} must be {length} bytes.")
+        raise ChatError("bad_credentials", wrong_length, {"length": length})
     return raw
 
 
@@ -131,14 +140,16 @@ class Admission:
         cap = self.settings.rooms_per_address
         if cap and self.rooms_by_address.get(throttle_key(address), 0) >= cap:
             self.security.record("too_many_rooms", address, room_id)
-            raise ChatError("too_many_rooms", f"Your address already has {cap} open rooms, as many as this "
-                                              "server allows; close one first.")
+            raise ChatError("too_many_rooms", NP_(
+                "Your address already has {cap} open room, as many as this server allows; close it first.",
+                "Your address already has {cap} open rooms, as many as this server allows; close one first."),
+                {"cap": cap}, count=cap)
 
     def check_new_room(self, room_id: str, address: str, rooms: int, sessions: int) -> None:
         """A create that checked out: refused if the server or this address holds as many rooms
         (or sessions) as it may."""
         if rooms >= self.settings.max_rooms:
-            raise ChatError("server_full", "This server holds as many rooms as it allows; try later.")
+            raise ChatError("server_full", N_("This server holds as many rooms as it allows; try later."))
         self._check_rooms_per_address(address, room_id)
         self.check_capacity(sessions, address, room_id)
 
@@ -177,7 +188,7 @@ class Admission:
         if inv is None or inv.room_id != room.room_id:
             self.join_failures_by_address.spend(address)
             self.security.record("bad_invite", address, room.room_id)
-            raise ChatError("bad_invite", "This invite is unknown, used or expired; ask a member for a new one.")
+            raise ChatError("bad_invite", N_("This invite is unknown, used or expired; ask a member for a new one."))
         return inv
 
     def verify(self, room: "Room", address: str, auth_key: object, join_code: object,
@@ -186,13 +197,13 @@ class Admission:
         key = decode_b64u(auth_key, 32, "auth key")
         if not hmac.compare_digest(verifier_for(key), room.verifier):
             self.failed(room, address, "wrong_password", invite)
-            raise ChatError("wrong_password", "Wrong password for this room.")
+            raise ChatError("wrong_password", N_("Wrong password for this room."))
         if room.join_code is not None:
             if join_code is None or join_code == "":
-                raise ChatError("join_code_required", "This room needs the current join code.")
+                raise ChatError("join_code_required", N_("This room needs the current join code."))
             if not room.join_code.verify(join_code):
                 self.failed(room, address, "wrong_join_code", invite)
-                raise ChatError("wrong_join_code", "The join code is wrong or has expired.")
+                raise ChatError("wrong_join_code", N_("The join code is wrong or has expired."))
 
     def failed(self, room: "Room", address: str, reason: str, invite: Optional[Invite] = None) -> None:
         """A failed join: the address pays; the room pays too unless the joiner holds an invite
@@ -218,16 +229,16 @@ class Admission:
         """After the credentials: the host's bans and lock, the name, the machine, the room's size."""
         self._check_ban(room, user, address)
         if room.locked:
-            raise ChatError("room_locked", "The room's host has locked this room; nobody new can join now.")
+            raise ChatError("room_locked", N_("The room's host has locked this room; nobody new can join now."))
         if names.look_alike(user, room.usernames()) is not None:
-            raise ChatError("username_taken", "Someone in this room already uses this name.")
+            raise ChatError("username_taken", N_("Someone in this room already uses this name."))
         here = throttle_key(address)  # an IPv6 machine by its /64, like every per-address rule
         if not self.settings.allow_shared_address and any(throttle_key(s.address) == here
                                                           for s in room.members.values()):
-            raise ChatError("address_in_use", "This machine already has a session in this room; "
-                                              "use that tab, or leave it first.")
+            raise ChatError("address_in_use", N_("This machine already has a session in this room; "
+                                                 "use that tab, or leave it first."))
         if len(room.members) >= self.settings.max_members:
-            raise ChatError("room_full", "This room has as many members as the server allows.")
+            raise ChatError("room_full", N_("This room has as many members as the server allows."))
 
     def _check_ban(self, room: "Room", user: str, address: str) -> None:
         now = self.clock()
@@ -235,18 +246,21 @@ class Admission:
         if until > now:
             wait = max(1, math.ceil(until - now))
             self.security.record("banned", address, room.room_id)
-            raise ChatError("banned", f"The room's host removed you; you may join again in {wait} seconds.",
-                            retry_after=wait)
+            raise ChatError("banned", NP_("The room's host removed you; you may join again in {wait} second.",
+                                          "The room's host removed you; you may join again in {wait} seconds."),
+                            {"wait": wait}, retry_after=wait, count=wait)
 
     def check_capacity(self, sessions: int, address: str, room_id: str = "") -> None:
         """Room for one more session: on the server, and for this address."""
         if sessions >= self.settings.max_sessions:
-            raise ChatError("server_full", "This server holds as many sessions as it allows; try later.")
+            raise ChatError("server_full", N_("This server holds as many sessions as it allows; try later."))
         cap = self.settings.sessions_per_address
         if cap and self.sessions_by_address.get(throttle_key(address), 0) >= cap:
             self.security.record("too_many_sessions", address, room_id)
-            raise ChatError("too_many_sessions", f"Your address already has {cap} sessions open, as many as "
-                                                 "this server allows; leave a room first.")
+            raise ChatError("too_many_sessions", NP_(
+                "Your address already has {cap} session open, as many as this server allows; leave a room first.",
+                "Your address already has {cap} sessions open, as many as this server allows; leave a room first."),
+                {"cap": cap}, count=cap)
 
     # --- sessions and rooms coming and going -------------------------------------------------
     def admitted(self, session: "Session", invite: Optional[Invite] = None) -> None:
@@ -286,9 +300,15 @@ class Admission:
             full = sorted(mine.values(), key=lambda i: i.expires)
         if full:
             wait = max(1, math.ceil(full[0].expires - now))
-            who = "you hold" if full is own else "this room holds"
-            raise ChatError("rate_limited", f"As many invites as {who} are open; try again in {wait} seconds.",
-                            retry_after=wait, ref=ref)
+            if full is own:
+                raise ChatError("rate_limited", NP_(
+                    "As many invites as you hold are open; try again in {wait} second.",
+                    "As many invites as you hold are open; try again in {wait} seconds."),
+                                {"wait": wait}, retry_after=wait, ref=ref, count=wait)
+            raise ChatError("rate_limited", NP_(
+                "As many invites as this room holds are open; try again in {wait} second.",
+                "As many invites as this room holds are open; try again in {wait} seconds."),
+                {"wait": wait}, retry_after=wait, ref=ref, count=wait)
         code = new_invite_code()
         while code in self.invites:  # 50 random bits: practically never
             code = new_invite_code()

@@ -21,7 +21,7 @@ from .addresses import throttle_key
 from .assets import Assets
 from .beats import Beats
 from .config import Settings, parse_args
-from . import tls
+from . import catalogs, jscatalog, tls
 from .listener import ConnectionCaps, FrontDoor, open_files_limit, raise_open_files_limit
 from .qr import SvgCache
 from .ratelimit import Throttle
@@ -62,6 +62,7 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
     from handlers.base import NotFoundHandler
     from handlers.routes import routes
 
+    catalogs.load()
     table = rooms or RoomTable(settings)
     # Lookups and QR images (GETs any page can make a browser send) spend their own allowance, so a
     # foreign page cannot spend the one that admits the victim's joins and WebSockets.
@@ -82,7 +83,7 @@ def make_app(settings: Settings, rooms: Optional[RoomTable] = None) -> tornado.w
         log_function=_log_request,
         compress_response=False,
         template_path=str(TEMPLATES),
-        assets=Assets.build(),
+        assets=Assets.build(made=jscatalog.build()),
         qr_cache=SvgCache(Throttle(settings.qr_rate, "QR images", table.clock)),
     )
 

@@ -118,9 +118,10 @@ class Assets:
         self._by_name: Dict[str, Asset] = {a.name: a for a in assets}
 
     @classmethod
-    def build(cls, root: Optional[pathlib.Path] = None) -> "Assets":
+    def build(cls, root: Optional[pathlib.Path] = None, made: Iterable[Asset] = ()) -> "Assets":
+        """The files under `root`, plus assets `made` at start-up (the browser's catalogs)."""
         root = root or STATIC_DIR
-        return cls(build_asset(name, path.read_bytes()) for name, path in _files(root))
+        return cls([*(build_asset(name, path.read_bytes()) for name, path in _files(root)), *made])
 
     def __contains__(self, name: str) -> bool:
         return name in self._by_name

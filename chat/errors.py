@@ -1,7 +1,34 @@
-"""Typed refusals: every error a client can see has a stable code, a status and one sentence."""
+"""Typed refusals: every error a client can see has a stable code, a status and one sentence.
+
+The code stays English (clients match on it); the sentence is an English template marked with
+N_() for `pybabel extract -k N_`, translated for the reader where the refusal is written.
+"""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Union
+
+# Tornado's `locale.translate(message, plural_message=None, count=None)`.
+Translate = Callable[..., str]
+# What a translation may get wrong when it is filled in (a misspelt or extra placeholder).
+_FORMAT_ERRORS = (KeyError, IndexError, ValueError, AttributeError, TypeError)
+
+
+def N_(message: str) -> str:
+    """Mark an English sentence for extraction; it is translated later, where it is written."""
+    return message
+
+
+class Plural(NamedTuple):
+    """A sentence with a number in it: the catalog gives as many forms as the language has."""
+
+    one: str
+    many: str
+
+
+def NP_(one: str, many: str) -> Plural:
+    """Mark a plural sentence for extraction (`-k NP_:1,2`), as one catalog entry."""
+    return Plural(one, many)
+
 
 STATUS = {
     "bad_json": 400,
@@ -42,15 +69,27 @@ STATUS = {
 
 
 class ChatError(Exception):
-    """A refusal that is sent to the client as `{"type": "error", "code", "message"}`."""
+    """A refusal that is sent to the client as `{"type": "error", "code", "message"}`.
 
-    def __init__(self, code: str, message: str, retry_after: Optional[int] = None,
-                 ref: Optional[str] = None) -> None:
+    `message` is an English template with `{name}` placeholders filled from `params`; for a
+    Plural (NP_), `count` picks the form. A param that is itself a ChatError (a name's
+    refusal quoted in a frame's) is filled in with its own sentence, translated alike.
+    """
+
+    def __init__(self, code: str, message: Union[str, Plural], params: Optional[Mapping[str, Any]] = None, *,
+                 retry_after: Optional[int] = None, ref: Optional[str] = None, count: Optional[int] = None) -> None:
         if code not in STATUS:
             raise ValueError(f"unknown error code {code!r}")
-        super().__init__(message)
+        plural = message.many if isinstance(message, Plural) else None
+        if plural is not None and count is None:
+            raise ValueError("a plural sentence needs its count")
         self.code = code
-        self.message = message
+        self.template = message.one if isinstance(message, Plural) else message
+        self.params = dict(params) if params is not None else None
+        self.plural = plural
+        self.count = count
+        self.message = self._fill(plural if plural is not None and count != 1 else self.template, None)
+        super().__init__(self.message)
         self.retry_after = retry_after
         self.ref = ref
 
@@ -58,8 +97,28 @@ class ChatError(Exception):
     def status(self) -> int:
         return STATUS[self.code]
 
-    def to_dict(self) -> dict:
-        out: dict = {"type": "error", "code": self.code, "message": self.message}
+    def _fill(self, template: str, translate: Optional[Translate]) -> str:
+        if self.params is None:
+            return template
+        values = {k: v.text(translate) if isinstance(v, ChatError) else v for k, v in self.params.items()}
+        return template.format(**values)
+
+    def text(self, translate: Optional[Translate] = None) -> str:
+        """The sentence in the reader's language; English when the translation cannot be filled in,
+        so a faulty catalogue entry never turns a refusal into a server error."""
+        if translate is None:
+            return self.message
+        if self.plural is not None:
+            template = translate(self.template, self.plural, self.count)
+        else:
+            template = translate(self.template)
+        try:
+            return self._fill(template, translate)
+        except _FORMAT_ERRORS:
+            return self.message
+
+    def to_dict(self, translate: Optional[Translate] = None) -> dict:
+        out: dict = {"type": "error", "code": self.code, "message": self.text(translate)}
         if self.retry_after is not None:
             out["retry_after"] = self.retry_after
         if self.ref is not None:

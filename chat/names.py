@@ -14,13 +14,13 @@ import re
 import unicodedata
 from functools import lru_cache
 from itertools import groupby
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 import icu
 from precis_i18n import get_profile
 from precis_i18n.derived import CONTEXTO, FREE_PVAL, PVALID, derived_property
 
-from .errors import ChatError
+from .errors import NP_, ChatError, N_, Plural
 
 MAX_ROOM_NAME = 64
 MAX_USERNAME = 32
@@ -76,13 +76,36 @@ for _set in (_IGNORABLE, _IDENTIFIER, _EMOJI, _ODD_IN_ROOMS):
     _set.freeze()  # read-only from here on, and faster to query
 _LIBRARY_ERRORS = (UnicodeError, ValueError, icu.ICUError)
 
+ROOM_NAME, USERNAME = "room name", "username"  # the `what` of every check below
+# A refusal's sentence, or its singular and plural forms (the count is passed beside it).
+Sentence = Union[str, Plural]
+# PRECIS's reasons for refusing a character: the sentence for a room name, then for a username.
 _PRECIS_REASONS = {
-    "symbols": "a symbol", "punctuation": "a punctuation mark other than ASCII's", "spaces": "an unusual space",
-    "has_compat": "a compatibility character (a styled or composed form of another one)",
-    "other_letter_digits": "a character that is not an ordinary letter or digit",
-    "old_hangul_jamo": "a Hangul jamo or filler", "precis_ignorable_properties": "an invisible character",
-    "controls": "a control character", "unassigned": "an unassigned code point",
+    "symbols": (N_("The room name contains a symbol ({char})."),
+                N_("The username contains a symbol ({char}).")),
+    "punctuation": (N_("The room name contains a punctuation mark other than ASCII's ({char})."),
+                    N_("The username contains a punctuation mark other than ASCII's ({char}).")),
+    "spaces": (N_("The room name contains an unusual space ({char})."),
+               N_("The username contains an unusual space ({char}).")),
+    "has_compat": (N_("The room name contains a compatibility character (a styled or composed form of another "
+                      "one) ({char})."),
+                   N_("The username contains a compatibility character (a styled or composed form of another "
+                      "one) ({char}).")),
+    "other_letter_digits": (N_("The room name contains a character that is not an ordinary letter or digit "
+                               "({char})."),
+                            N_("The username contains a character that is not an ordinary letter or digit "
+                               "({char}).")),
+    "old_hangul_jamo": (N_("The room name contains a Hangul jamo or filler ({char})."),
+                        N_("The username contains a Hangul jamo or filler ({char}).")),
+    "precis_ignorable_properties": (N_("The room name contains an invisible character ({char})."),
+                                    N_("The username contains an invisible character ({char}).")),
+    "controls": (N_("The room name contains a control character ({char})."),
+                 N_("The username contains a control character ({char}).")),
+    "unassigned": (N_("The room name contains an unassigned code point ({char})."),
+                   N_("The username contains an unassigned code point ({char}).")),
 }
+_PRECIS_OTHER = (N_("The room name contains a character PRECIS does not allow here ({char})."),
+                 N_("The username contains a character PRECIS does not allow here ({char})."))
 # RFC 5892 appendix A: characters PRECIS allows only next to certain others.
 _CONTEXT_RULES = {"middle_dot", "greek_keraia", "hebrew_punctuation", "katakana_middle_dot", "arabic_indic",
                   "extended_arabic_indic", "zero_width_joiner", "zero_width_nonjoiner"}
@@ -92,8 +115,11 @@ def _describe(ch: str) -> str:
     return f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}"
 
 
-def _refuse(what: str, why: str) -> ChatError:
-    return ChatError("bad_name", f"The {what} {why}.")
+def _refuse(what: str, room: Sentence, user: Sentence, params: Optional[dict] = None,
+            count: Optional[int] = None) -> ChatError:
+    """A bad_name refusal in the sentence for `what`: each is whole, so that it translates whole."""
+    sentence = room if what == ROOM_NAME else user
+    return ChatError("bad_name", sentence, params, count=count)
 
 
 @lru_cache(maxsize=8192)
@@ -111,19 +137,26 @@ def _spaces(text: str) -> str:
 def _prepare(value: object, what: str, limit: int) -> str:
     """NFC text with ordinary spaces, non-empty, within the limit, without anything invisible."""
     if not isinstance(value, str):
-        raise _refuse(what, "must be text")
+        raise _refuse(what, N_("The room name must be text."), N_("The username must be text."))
     text = _spaces(unicodedata.normalize("NFC", value).strip())
     if not text:
-        raise _refuse(what, "is empty")
+        raise _refuse(what, N_("The room name is empty."), N_("The username is empty."))
     if len(text) > limit:
-        raise _refuse(what, f"is longer than {limit} characters")
+        raise _refuse(what, NP_("The room name is longer than {limit} character.",
+                             "The room name is longer than {limit} characters."),
+                      NP_("The username is longer than {limit} character.",
+                       "The username is longer than {limit} characters."), {"limit": limit}, limit)
     for ch in text:
         if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
-            raise _refuse(what, f"contains a control or invisible character ({_describe(ch)})")
+            raise _refuse(what, N_("The room name contains a control or invisible character ({char})."),
+                          N_("The username contains a control or invisible character ({char})."),
+                          {"char": _describe(ch)})
     for ch in text:
         if _IGNORABLE.contains(ch) or _skeleton(ch) == "":
-            raise _refuse(what, f"contains an invisible or blank filler character ({_describe(ch)}), "
-                                "which would let it pass for another name")
+            raise _refuse(what, N_("The room name contains an invisible or blank filler character ({char}), "
+                                   "which would let it pass for another name."),
+                          N_("The username contains an invisible or blank filler character ({char}), "
+                             "which would let it pass for another name."), {"char": _describe(ch)})
     return text
 
 
@@ -134,12 +167,20 @@ def _check_marks(what: str, text: str) -> None:
     for ch in unicodedata.normalize("NFD", text):
         if unicodedata.category(ch).startswith("M"):
             if not base or base == " ":
-                raise _refuse(what, f"starts a word with a combining mark ({_describe(ch)})")
+                raise _refuse(what, N_("The room name starts a word with a combining mark ({char})."),
+                              N_("The username starts a word with a combining mark ({char})."),
+                              {"char": _describe(ch)})
             if ch in marks:
-                raise _refuse(what, f"repeats the combining mark {_describe(ch)} on one letter")
+                raise _refuse(what, N_("The room name repeats the combining mark {char} on one letter."),
+                              N_("The username repeats the combining mark {char} on one letter."),
+                              {"char": _describe(ch)})
             marks.append(ch)
             if len(marks) > MAX_MARKS:
-                raise _refuse(what, f"stacks more than {MAX_MARKS} combining marks on one letter")
+                raise _refuse(what, NP_("The room name stacks more than {max} combining mark on one letter.",
+                                     "The room name stacks more than {max} combining marks on one letter."),
+                              NP_("The username stacks more than {max} combining mark on one letter.",
+                               "The username stacks more than {max} combining marks on one letter."),
+                              {"max": MAX_MARKS}, MAX_MARKS)
         else:
             base, marks = ch, []
 
@@ -148,17 +189,26 @@ def _precis_refusal(what: str, exc: UnicodeEncodeError) -> ChatError:
     """PRECIS's reason for refusing, as a sentence."""
     kind = exc.reason.rsplit("/", 1)[-1]
     if kind == "bidi_rule":
-        return _refuse(what, "mixes right-to-left and left-to-right text in a way that can reorder it "
-                             "on screen (RFC 5893)")
+        return _refuse(what, N_("The room name mixes right-to-left and left-to-right text in a way that can "
+                                "reorder it on screen (RFC 5893)."),
+                       N_("The username mixes right-to-left and left-to-right text in a way that can "
+                          "reorder it on screen (RFC 5893)."))
     if kind in ("empty", "not_idempotent") or exc.end - exc.start != 1:
-        return _refuse(what, "is not a valid name (PRECIS: " + kind.replace("_", " ") + ")")
+        return _refuse(what, N_("The room name is not a valid name (PRECIS: {rule})."),
+                       N_("The username is not a valid name (PRECIS: {rule})."), {"rule": kind.replace("_", " ")})
     ch = exc.object[exc.start]
     if kind in ("arabic_indic", "extended_arabic_indic"):
-        return _refuse(what, "mixes Arabic-Indic and Extended Arabic-Indic digits")
+        return _refuse(what, N_("The room name mixes Arabic-Indic and Extended Arabic-Indic digits."),
+                       N_("The username mixes Arabic-Indic and Extended Arabic-Indic digits."))
     if kind in _CONTEXT_RULES:
-        return _refuse(what, f"uses {_describe(ch)} outside the words it belongs in")
-    why = _PRECIS_REASONS.get(kind, "a character PRECIS does not allow here")
-    return _refuse(what, f"contains {why} ({_describe(ch)})")
+        return _refuse(what, N_("The room name uses {char} outside the words it belongs in."),
+                       N_("The username uses {char} outside the words it belongs in."), {"char": _describe(ch)})
+    room, user = _PRECIS_REASONS.get(kind, _PRECIS_OTHER)
+    return _refuse(what, room, user, {"char": _describe(ch)})
+
+
+def _invalid(what: str) -> ChatError:
+    return _refuse(what, N_("The room name is not a valid name."), N_("The username is not a valid name."))
 
 
 def _precis(profile, what: str, text: str, lenient_context: bool = False) -> str:
@@ -174,11 +224,11 @@ def _precis(profile, what: str, text: str, lenient_context: bool = False) -> str
         if not (lenient_context and exc.reason.rsplit("/", 1)[-1] in _CONTEXT_RULES):
             raise _precis_refusal(what, exc) from None
     except _LIBRARY_ERRORS:
-        raise _refuse(what, "is not a valid name") from None
+        raise _invalid(what) from None
     try:
         mapped = profile.apply_five_rules(profile.apply_five_rules(text))
     except _LIBRARY_ERRORS:
-        raise _refuse(what, "is not a valid name") from None
+        raise _invalid(what) from None
     for i, ch in enumerate(mapped):
         prop, kind = derived_property(ord(ch), profile.base.ucd)
         if prop not in (PVALID, FREE_PVAL, CONTEXTO):
@@ -251,7 +301,7 @@ def _prototype(ch: str) -> str:
     return look
 
 
-def _check_room_letters(what: str, key: str) -> None:
+def _check_room_letters(key: str) -> None:
     """Refuse odd letters (ᴀ, ꜰ) and words that mix scripts unless the id resolves them to one script.
 
     "Famіly" (Cyrillic і) is the room "family"; "ғamily" (Cyrillic ғ, whose prototype is r̵) has no
@@ -259,8 +309,9 @@ def _check_room_letters(what: str, key: str) -> None:
     """
     for ch in key:
         if _ODD_IN_ROOMS.contains(ch):
-            raise _refuse(what, f"contains {_describe(ch)}, which is not used in ordinary writing and can "
-                                "imitate another letter (UTS #39 identifier type)")
+            raise ChatError("bad_name", N_("The room name contains {char}, which is not used in ordinary writing "
+                                           "and can imitate another letter (UTS #39 identifier type)."),
+                            {"char": _describe(ch)})
     for word in _words(unicodedata.normalize("NFC", key)):
         if not _SPOOF.check(word) & icu.USpoofChecks.RESTRICTION_LEVEL:
             continue
@@ -271,8 +322,9 @@ def _check_room_letters(what: str, key: str) -> None:
         ordinary = all(len(look) == 1 and _IDENTIFIER.contains(look) and unicodedata.category(look)[0] == "L"
                        for _, look in changed)
         if not ordinary or _SPOOF.check("".join(looks)) & icu.USpoofChecks.RESTRICTION_LEVEL:
-            raise _refuse(what, f"mixes letters of different scripts ({_scripts(word)}) in the word "
-                                f"\"{word}\"; write each word in one script")
+            raise ChatError("bad_name", N_("The room name mixes letters of different scripts ({scripts}) in the "
+                                           "word \"{word}\"; write each word in one script."),
+                            {"scripts": _scripts(word), "word": word})
 
 
 def _room_step(text: str) -> str:
@@ -297,29 +349,30 @@ def _room_canonical(key: str) -> str:
 
 
 def _room_once(value: object) -> tuple[str, str]:
-    display = _prepare(value, "room name", MAX_ROOM_NAME)
+    display = _prepare(value, ROOM_NAME, MAX_ROOM_NAME)
     return display, _room_id_of(display)
 
 
 @lru_cache(maxsize=4096)
 def _room_id_of(display: str) -> str:
     """The id of a prepared room name (at most MAX_ROOM_NAME characters, so the cache stays small)."""
-    what = "room name"
-    key = _precis(_ROOM_KEY, what, display, lenient_context=True)
-    _check_marks(what, key)
+    key = _precis(_ROOM_KEY, ROOM_NAME, display, lenient_context=True)
+    _check_marks(ROOM_NAME, key)
     for ch in key:
         if not _room_symbol_ok(ch):
-            raise _refuse(what, f"contains {_describe(ch)}; room names may use letters, digits, spaces, "
-                                "ordinary punctuation and emoji")
-    _check_room_letters(what, key)
+            raise ChatError("bad_name", N_("The room name contains {char}; room names may use letters, digits, "
+                                           "spaces, ordinary punctuation and emoji."), {"char": _describe(ch)})
+    _check_room_letters(key)
     try:
         rid = _room_canonical(key)
     except _LIBRARY_ERRORS:
-        raise _refuse(what, "is not a valid name") from None
+        raise _invalid(ROOM_NAME) from None
     if not rid:
-        raise _refuse(what, "is empty once normalised")
+        raise ChatError("bad_name", N_("The room name is empty once normalised."))
     if len(rid) > MAX_ROOM_NAME:
-        raise _refuse(what, f"is longer than {MAX_ROOM_NAME} characters once normalised")
+        raise ChatError("bad_name", NP_("The room name is longer than {limit} character once normalised.",
+                                        "The room name is longer than {limit} characters once normalised."),
+                        {"limit": MAX_ROOM_NAME}, count=MAX_ROOM_NAME)
     # The id must name its own room: a client may send it back as the room name.
     if rid != display:
         try:
@@ -327,7 +380,8 @@ def _room_id_of(display: str) -> str:
         except ChatError:
             again = None
         if again != rid:
-            raise _refuse(what, "cannot be reduced to a stable room id; leave out unusual characters")
+            raise ChatError("bad_name", N_("The room name cannot be reduced to a stable room id; leave out "
+                                           "unusual characters."))
     return rid
 
 
@@ -349,31 +403,32 @@ def room_id(value: object) -> str:
 @lru_cache(maxsize=4096)
 def _username(text: str) -> str:
     """The display form of a prepared username (at most MAX_USERNAME characters)."""
-    what = "username"
     parts = text.split(" ")  # RFC 8265 section 3.1: userparts separated by spaces
-    display = " ".join(_precis(_USER_DISPLAY, what, part) for part in parts)
+    display = " ".join(_precis(_USER_DISPLAY, USERNAME, part) for part in parts)
     for part in display.split(" "):
-        _precis(_USER_KEY, what, part)
-    _check_marks(what, display)
+        _precis(_USER_KEY, USERNAME, part)
+    _check_marks(USERNAME, display)
     for ch in display:
         if unicodedata.category(ch)[0] in "LMN" and not _IDENTIFIER.contains(ch):
-            raise _refuse(what, f"contains {_describe(ch)}, which is not used in ordinary writing and can "
-                                "imitate another letter (UTS #39 identifier profile)")
+            raise ChatError("bad_name", N_("The username contains {char}, which is not used in ordinary writing "
+                                           "and can imitate another letter (UTS #39 identifier profile)."),
+                            {"char": _describe(ch)})
     try:
         verdict = _SPOOF.check(display)
     except _LIBRARY_ERRORS:
-        raise _refuse(what, "is not a valid name") from None
+        raise _invalid(USERNAME) from None
     if verdict & icu.USpoofChecks.MIXED_NUMBERS:
-        raise _refuse(what, "mixes digits of different number systems")
+        raise ChatError("bad_name", N_("The username mixes digits of different number systems."))
     if verdict & icu.USpoofChecks.RESTRICTION_LEVEL:
-        raise _refuse(what, f"mixes letters of different scripts ({_scripts(display)}), a common way to "
-                            "imitate another name; write it in one script")
+        raise ChatError("bad_name", N_("The username mixes letters of different scripts ({scripts}), a common way "
+                                       "to imitate another name; write it in one script."),
+                        {"scripts": _scripts(display)})
     return display
 
 
 def username(value: object) -> str:
     """The username as typed after PRECIS (width mapped, NFC), refused unless it is safe to show."""
-    return _username(_prepare(value, "username", MAX_USERNAME))
+    return _username(_prepare(value, USERNAME, MAX_USERNAME))
 
 
 # The ASCII capital each prototype of an ASCII capital other than itself stands for: l for I.

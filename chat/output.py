@@ -34,7 +34,7 @@ from functools import lru_cache, partial
 from typing import Callable, Deque, Dict, List, Optional, Set
 
 from .addresses import throttle_key
-from .errors import ChatError
+from .errors import ChatError, N_
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ class OutputBudget:
         """Refuse (server_full, with a time to retry) output of `n` bytes that would take the
         server over its budget or the address over its share of it."""
         if self.used - self.doomed + n > self.limit or self.of_address(address) + n > self.address_cap:
-            raise ChatError("server_full", "The server holds as much unsent output as it allows; "
-                                           "try again shortly.", retry_after=int(ANSWER_WRITE_TIMEOUT))
+            raise ChatError("server_full", N_("The server holds as much unsent output as it allows; "
+                                              "try again shortly."), retry_after=int(ANSWER_WRITE_TIMEOUT))
 
     def enforce(self) -> None:
         """Over the budget: cut off the outputs furthest behind until it is kept again."""

@@ -15,7 +15,7 @@ import qrcode
 import qrcode.constants
 from qrcode.image.svg import SvgPathFillImage
 
-from .errors import ChatError
+from .errors import ChatError, N_, NP_
 from .names import MAX_ROOM_NAME
 from .ratelimit import Throttle
 
@@ -33,7 +33,9 @@ MAX_DATA = len("https://") + MAX_HOST + len(JOIN_PATH) + MAX_QUOTED_NAME
 def svg(data: str) -> bytes:
     """The QR code of `data` as a standalone SVG document on a white background."""
     if not data or len(data) > MAX_DATA:
-        raise ChatError("bad_frame", f"A QR code here holds 1 to {MAX_DATA} characters.")
+        raise ChatError("bad_frame", NP_("A QR code here holds 1 to {max} character.",
+                                         "A QR code here holds 1 to {max} characters."),
+                        {"max": MAX_DATA}, count=MAX_DATA)
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4,
                          image_factory=SvgPathFillImage)
     code.add_data(data)
@@ -98,7 +100,7 @@ class SvgCache:
         pending = self._pending.get(key)
         if pending is None:
             if len(self._pending) >= self.max_pending:
-                raise ChatError("server_full", "The server is busy drawing QR codes; try again in a moment.",
+                raise ChatError("server_full", N_("The server is busy drawing QR codes; try again in a moment."),
                                 retry_after=1)
             pending = asyncio.ensure_future(self.draw(join_link(base_url, room_name)))
             self._pending[key] = pending
@@ -109,8 +111,9 @@ class SvgCache:
         """A QR image drawn now, uncached (a join code's secret is never kept), paid from the allowance."""
         wait = self.renders.retry_after(ALLOWANCE)
         if wait:
-            raise ChatError("server_full", f"The server is busy drawing QR codes; try again in {wait} seconds.",
-                            retry_after=wait)
+            raise ChatError("server_full", NP_("The server is busy drawing QR codes; try again in {wait} second.",
+                                               "The server is busy drawing QR codes; try again in {wait} seconds."),
+                            {"wait": wait}, retry_after=wait, count=wait)
         self.renders.spend(ALLOWANCE)
         return await render(data)
 

@@ -6,7 +6,31 @@ import time
 from typing import Callable, Dict, Hashable, Optional, Tuple
 
 from .config import Rate
-from .errors import ChatError
+from .errors import NP_, ChatError
+
+
+# The refusal of each throttle, by its `what`: whole sentences, singular and plural, to translate.
+_REFUSALS = {
+    "failed joins from your address": NP_("Too many failed joins from your address; try again in {wait} second.",
+                                       "Too many failed joins from your address; try again in {wait} seconds."),
+    "failed joins for this room": NP_("Too many failed joins for this room; try again in {wait} second.",
+                                   "Too many failed joins for this room; try again in {wait} seconds."),
+    "rooms created from your address": NP_("Too many rooms created from your address; try again in {wait} second.",
+                                        "Too many rooms created from your address; try again in {wait} seconds."),
+    "new connections from your address": NP_(
+        "Too many new connections from your address; try again in {wait} second.",
+        "Too many new connections from your address; try again in {wait} seconds."),
+    "room lookups from your address": NP_("Too many room lookups from your address; try again in {wait} second.",
+                                       "Too many room lookups from your address; try again in {wait} seconds."),
+    "QR images": NP_("Too many QR images; try again in {wait} second.",
+                  "Too many QR images; try again in {wait} seconds."),
+    "messages": NP_("Too many messages; try again in {wait} second.",
+                 "Too many messages; try again in {wait} seconds."),
+    "bytes sent": NP_("Too many bytes sent; try again in {wait} second.",
+                   "Too many bytes sent; try again in {wait} seconds."),
+}
+# A throttle not listed (none a client meets): its `what` stays English inside the sentence.
+_OTHER = NP_("Too many {what}; try again in {wait} second.", "Too many {what}; try again in {wait} seconds.")
 
 
 class Throttle:
@@ -38,7 +62,9 @@ class Throttle:
         """Refuse with rate_limited when the bucket cannot pay `cost`, without spending."""
         wait = self.retry_after(key, cost)
         if wait:
-            raise ChatError("rate_limited", f"Too many {self.what}; try again in {wait} seconds.", retry_after=wait)
+            sentence = _REFUSALS.get(self.what, _OTHER)
+            raise ChatError("rate_limited", sentence, {"what": self.what, "wait": wait}, count=wait,
+                            retry_after=wait)
 
     def spend(self, key: Hashable, cost: float = 1.0) -> None:
         now = self._clock()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .errors import ChatError
+from .errors import ChatError, N_
 from .protocol import Frame
 from .rooms import RoomTable, Session
 
@@ -33,7 +33,7 @@ def dispatch(table: RoomTable, session: Session, frame: Frame) -> Optional[dict]
     if kind == "leave":
         table.leave(session, "leave")
     elif kind == "hello":
-        raise ChatError("bad_frame", "This connection is already authenticated.", ref=ref)
+        raise ChatError("bad_frame", N_("This connection is already authenticated."), ref=ref)
     elif kind in _RELAYED:
         event = {"type": kind, "from": session.username}
         event.update(fields)
@@ -49,5 +49,5 @@ def dispatch(table: RoomTable, session: Session, frame: Frame) -> Optional[dict]
     elif kind in ("lock", "unlock"):
         table.set_locked(session, kind == "lock", ref)
     else:  # the schema knows a type this dispatch does not: a server bug, refused rather than relayed
-        raise ChatError("unknown_type", f"Frame type {kind!r} is not handled.", ref=ref)
+        raise ChatError("unknown_type", N_("Frame type '{kind}' is not handled."), {"kind": kind}, ref=ref)
     return None

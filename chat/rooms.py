@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tupl
 from . import names
 from .admission import Admission, Invite, decode_b64u, verifier_for
 from .config import Settings
-from .errors import ChatError
+from .errors import ChatError, N_, Translate
 from .hub import BufferBudget, BufferLimits, Gap, Hub
 from .joincodes import JoinCode
 from .output import OutputBudget
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CLOSE_ENDED", "CLOSE_REMOVED", "Room", "RoomTable", "Session", "decode_b64u", "verifier_for"]
 
-_ENDED = "This session has ended; join the room again."
-_REMOVED = "The room's host removed you from this room."
+_ENDED = N_("This session has ended; join the room again.")
+_REMOVED = N_("The room's host removed you from this room.")
 CLOSE_ENDED, CLOSE_REMOVED = 4002, 4003
 
 
@@ -138,8 +138,9 @@ class RoomTable:
                 "presence_timeout": s.presence_timeout, "poll_timeout": s.poll_timeout,
                 "idle_timeout": s.idle_timeout}
 
-    def lookup(self, name: object, username: object = None) -> dict:
-        """What a client needs before create or join; mirrors the original /ask."""
+    def lookup(self, name: object, username: object = None, translate: Optional[Translate] = None) -> dict:
+        """What a client needs before create or join; mirrors the original /ask. `translate` puts
+        the reason a username is refused in the asker's language."""
         rid = names.room_id(name)
         room = self.rooms.get(rid)
         out: dict = {"room_id": rid, "exists": room is not None, "limits": self.limits()}
@@ -152,7 +153,7 @@ class RoomTable:
             try:
                 user = names.username(username)
             except ChatError as exc:
-                out.update(username_ok=False, username_available=False, username_error=exc.message)
+                out.update(username_ok=False, username_available=False, username_error=exc.text(translate))
             else:
                 free = room is None or names.look_alike(user, room.usernames()) is None
                 out.update(username_ok=True, username_available=free, username_error=None)
@@ -169,13 +170,14 @@ class RoomTable:
         salt_b = decode_b64u(salt, 16, "salt")
         verifier_b = decode_b64u(verifier, 32, "verifier")
         if kdf != KDF:
-            raise ChatError("bad_credentials", f"Unknown key derivation; this server knows {KDF}.")
+            raise ChatError("bad_credentials", N_("Unknown key derivation; this server knows {kdf}."), {"kdf": KDF})
         if not isinstance(iterations, int) or isinstance(iterations, bool) or not MIN_ITER <= iterations <= MAX_ITER:
-            raise ChatError("bad_iterations", f"Iterations must be between {MIN_ITER} and {MAX_ITER}.")
+            raise ChatError("bad_iterations", N_("Iterations must be between {low} and {high}."),
+                            {"low": MIN_ITER, "high": MAX_ITER})
         if rid in self.rooms:
-            raise ChatError("room_exists", "A room with this name exists; join it or pick another name.")
+            raise ChatError("room_exists", N_("A room with this name exists; join it or pick another name."))
         if names.look_alike(display, (r.name for r in self.rooms.values())) is not None:
-            raise ChatError("room_exists", "A room whose name looks like this one exists; pick another name.")
+            raise ChatError("room_exists", N_("A room whose name looks like this one exists; pick another name."))
         self.admission.check_new_room(rid, address, len(self.rooms), self.session_count)
         room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock, self.budget),
                     join_code=JoinCode() if join_code else None)
@@ -194,7 +196,7 @@ class RoomTable:
         user = names.username(username)
         room = self.rooms.get(rid)
         if room is None:
-            raise ChatError("room_not_found", "There is no room with this name; it may have closed.")
+            raise ChatError("room_not_found", N_("There is no room with this name; it may have closed."))
         admission = self.admission
         inv = admission.check_join(room, address, invite)
         admission.verify(room, address, auth_key, join_code, inv)
@@ -251,7 +253,8 @@ class RoomTable:
         session's addressed events), for every transport."""
         hub = self.check_live(session).hub
         if cursor > hub.seq:
-            raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
+            raise ChatError("bad_cursor", N_("Cursor {cursor} is ahead of the room ({seq})."),
+                            {"cursor": cursor, "seq": hub.seq})
         return hub.since(max(cursor, session.floor), session.session_id)
 
     def page(self, session: Session, cursor: int, max_bytes: int) -> Tuple[Optional[Gap], List[bytes], int]:
@@ -259,7 +262,8 @@ class RoomTable:
         from: the seq of the last event given, or the room's head when nothing is left out."""
         hub = self.check_live(session).hub
         if cursor > hub.seq:
-            raise ChatError("bad_cursor", f"Cursor {cursor} is ahead of the room ({hub.seq}).")
+            raise ChatError("bad_cursor", N_("Cursor {cursor} is ahead of the room ({seq})."),
+                            {"cursor": cursor, "seq": hub.seq})
         gap, events, last = hub.page(max(cursor, session.floor), session.session_id, max_bytes)
         return gap, events, max(last, cursor)
 
@@ -330,7 +334,7 @@ class RoomTable:
         room = self.check_live(session, ref)
         if room.host is not session:
             self.security.record("not_host", session.address, room.room_id)
-            raise ChatError("not_host", "Only the room's host can do this.", ref=ref)
+            raise ChatError("not_host", N_("Only the room's host can do this."), ref=ref)
         return room
 
     def announce(self, session: Session, fields: dict) -> None:
@@ -362,7 +366,7 @@ class RoomTable:
         room = self._host_only(session, ref)
         target = room.members.get(names.username_key(user))
         if target is None or target is session:
-            raise ChatError("not_member", "There is no other member of this room by that name.", ref=ref)
+            raise ChatError("not_member", N_("There is no other member of this room by that name."), ref=ref)
         now, ban = self.clock(), self.settings.kick_ban
         if ban > 0:
             for key in self.admission.ban_keys(target.key, target.address):

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from .errors import ChatError
+from .errors import ChatError, N_
 
 MAX_TOKEN_CHARS = 1024
 
@@ -54,18 +54,18 @@ class TokenSigner:
     def verify(self, token: object, address: str) -> Claims:
         """Return the claims of a genuine token presented from the address it was issued to."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
-            raise ChatError("token_invalid", "The session token is missing or malformed.")
+            raise ChatError("token_invalid", N_("The session token is missing or malformed."))
         head, mac = token.split(".")
         try:
             payload = _unb64u(head)
             given_mac = _unb64u(mac)
             body = json.loads(payload.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise ChatError("token_invalid", "The session token is malformed.") from None
+            raise ChatError("token_invalid", N_("The session token is malformed.")) from None
         if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in "brus"):
-            raise ChatError("token_invalid", "The session token is malformed.")
+            raise ChatError("token_invalid", N_("The session token is malformed."))
         if body["b"] != self.boot_id:
-            raise ChatError("session_expired", "The server has restarted since you joined; join the room again.")
+            raise ChatError("session_expired", N_("The server has restarted since you joined; join the room again."))
         if not hmac.compare_digest(given_mac, self._mac(payload, address)):
-            raise ChatError("token_invalid", "The session token is not valid from this address.")
+            raise ChatError("token_invalid", N_("The session token is not valid from this address."))
         return Claims(room_id=body["r"], username=body["u"], session_id=body["s"])

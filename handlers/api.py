@@ -1,7 +1,7 @@
 """The JSON API: room lookup, create, join, leave and the current join code."""
 from __future__ import annotations
 
-from chat.errors import ChatError
+from chat.errors import ChatError, N_
 from chat.ratelimit import Throttle
 
 from .base import BaseHandler, SessionHandler
@@ -18,7 +18,7 @@ class LookupHandler(BaseHandler):
 
     def get(self, name: str) -> None:
         self.xsrf_token  # noqa: B018  (reading it sets the _xsrf cookie that create and join need)
-        self.write_json(self.rooms.lookup(name, self.get_query_argument("username", None)))
+        self.write_json(self.rooms.lookup(name, self.get_query_argument("username", None), self.locale.translate))
 
 
 class AdmissionHandler(BaseHandler):
@@ -39,7 +39,7 @@ class CreateHandler(AdmissionHandler):
         address = self.client_address
         join_code = body.get("join_code", False)
         if not isinstance(join_code, bool):
-            raise ChatError("bad_frame", "Field 'join_code' must be true or false.")
+            raise ChatError("bad_frame", N_("Field 'join_code' must be true or false."))
         session, token = self.rooms.create(body.get("room"), body.get("username"), address, body.get("salt"),
                                            body.get("kdf"), body.get("iter"), body.get("verifier"), join_code)
         out = self.rooms.admitted(session, token)
@@ -55,7 +55,7 @@ class JoinHandler(AdmissionHandler):
         address = self.client_address
         invite = body.get("invite")
         if invite is not None and not isinstance(invite, str):
-            raise ChatError("bad_frame", "Field 'invite' must be text.")
+            raise ChatError("bad_frame", N_("Field 'invite' must be text."))
         session, token = self.rooms.join(body.get("room"), body.get("username"), address,
                                          body.get("auth_key"), body.get("join_code"), invite)
         self.write_json(self.rooms.admitted(session, token))
@@ -78,7 +78,7 @@ class JoinCodeHandler(SessionHandler):
     def get(self) -> None:
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
-            raise ChatError("not_found", "This room has no join code.")
+            raise ChatError("not_found", N_("This room has no join code."))
         self.write_json(room.join_code.current())
 
 

@@ -15,8 +15,10 @@ from tornado.log import app_log, gen_log
 
 from chat.addresses import client_address
 from chat.config import Settings
-from chat.errors import ChatError
+from chat.errors import ChatError, N_, NP_
 from chat.rooms import RoomTable, Session
+
+from .language import LanguageMixin
 
 # The largest body of a JSON route (create, join, leave, poll events, anything but a frame): a
 # few hundred bytes in use, the longest names escaped included; read only once it is known to fit.
@@ -30,8 +32,13 @@ HTTP_CODES = {400: "bad_frame", 403: "forbidden_origin", 404: "not_found", 405: 
               413: "too_large"}
 # Tornado's own WebSocket handshake refusals (400 from its header checks, 426 for a version it
 # does not speak) come without a typed body; they are sent as bad_frame with these sentences.
-HANDSHAKE_MESSAGES = {400: "This is not a valid WebSocket handshake.",
-                      426: "This server speaks WebSocket version 13 only."}
+HANDSHAKE_MESSAGES = {400: N_("This is not a valid WebSocket handshake."),
+                      426: N_("This server speaks WebSocket version 13 only.")}
+INTERNAL_MESSAGE = N_("The server could not handle this request.")
+# Tornado's reason phrases for the statuses HTTP_CODES names, marked so that they are translated
+# when one is the sentence of a refusal Tornado raised itself (a route that does not exist).
+REASON_PHRASES = (N_("Bad Request"), N_("Forbidden"), N_("Not Found"), N_("Method Not Allowed"),
+                  N_("Request Entity Too Large"), N_("Content Too Large"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -59,7 +66,7 @@ def same_origin(origin: str, host: Optional[str]) -> bool:
     return bool(host) and parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
-class SealchatMixin:
+class SealchatMixin(LanguageMixin):
     """State and helpers every handler (HTTP or WebSocket) needs, reached through settings."""
 
     request: Any
@@ -135,9 +142,9 @@ class SealchatMixin:
         origin = self.request.headers.get("Origin")
         if self.request.method not in ("GET", "HEAD") and origin is not None \
                 and not same_origin(origin, self.request.host):
-            raise ChatError("forbidden_origin", "Requests from other sites are not accepted.")
+            raise ChatError("forbidden_origin", N_("Requests from other sites are not accepted."))
         if self.same_origin_only and self.from_another_site():
-            raise ChatError("forbidden_origin", "This address answers this site's own pages only.")
+            raise ChatError("forbidden_origin", N_("This address answers this site's own pages only."))
 
     def from_another_site(self) -> bool:
         """A browser's request made by another origin's page: Fetch Metadata says so, or Origin does."""
@@ -151,7 +158,7 @@ class SealchatMixin:
         try:
             super().check_xsrf_cookie()  # type: ignore[misc]
         except tornado.web.HTTPError:
-            raise ChatError("xsrf", "Missing or wrong XSRF token; reload the page.") from None
+            raise ChatError("xsrf", N_("Missing or wrong XSRF token; reload the page.")) from None
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ChatError) and not self._finished:
@@ -181,12 +188,11 @@ class SealchatMixin:
             err = exc
         else:
             code = HTTP_CODES.get(status_code, "internal")
-            err = ChatError(code, "The server could not handle this request." if code == "internal"
-                            else self._reason)
+            err = ChatError(code, INTERNAL_MESSAGE if code == "internal" else self._reason)
         if err.retry_after is not None:
             self.set_header("Retry-After", str(err.retry_after))
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(err.to_dict(), ensure_ascii=False))
+        self.finish(json.dumps(err.to_dict(self.locale.translate), ensure_ascii=False))
 
     def finish(self, chunk: Union[str, bytes, dict, None] = None) -> "Future[None]":
         """Refusals Tornado writes itself as text (the WebSocket handshake's checks, its 426 with
@@ -197,10 +203,10 @@ class SealchatMixin:
             code = "bad_frame" if status in HANDSHAKE_MESSAGES else HTTP_CODES.get(status, "internal")
             message = HANDSHAKE_MESSAGES.get(status) or self._reason
             if code == "internal":
-                message = "The server could not handle this request."
+                message = INTERNAL_MESSAGE
             self._write_buffer = []
             self.set_header("Content-Type", "application/json; charset=utf-8")
-            chunk = json.dumps(ChatError(code, message).to_dict(), ensure_ascii=False)
+            chunk = json.dumps(ChatError(code, message).to_dict(self.locale.translate), ensure_ascii=False)
         return super().finish(chunk)  # type: ignore[misc]
 
 
@@ -246,7 +252,9 @@ class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
         if self.body_limit != "frame":
             connection.set_body_timeout(JSON_BODY_TIMEOUT)
         if self._expected > limit:
-            raise self._refusal or ChatError("too_large", f"A request body here may be at most {limit} bytes.")
+            raise self._refusal or ChatError("too_large", NP_("A request body here may be at most {limit} byte.",
+                                                              "A request body here may be at most {limit} bytes."),
+                                             {"limit": limit}, count=limit)
         try:
             if self._refusal is not None:
                 raise self._refusal
@@ -264,11 +272,11 @@ class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
         """The body's Content-Length (0 when there is none); a body without one is refused."""
         headers = self.request.headers
         if "Transfer-Encoding" in headers:
-            raise ChatError("bad_frame", "A request body needs a Content-Length header.")
+            raise ChatError("bad_frame", N_("A request body needs a Content-Length header."))
         pieces = set(re.split(r",[ \t]*", headers.get("Content-Length", "0").strip()))
         value = pieces.pop() if len(pieces) == 1 else ""
         if not value.isdigit() or not value.isascii():
-            raise ChatError("bad_frame", "The Content-Length header is not a number.")
+            raise ChatError("bad_frame", N_("The Content-Length header is not a number."))
         return int(value)
 
     def data_received(self, chunk: bytes) -> None:
@@ -292,9 +300,9 @@ class BaseHandler(SealchatMixin, tornado.web.RequestHandler):
         try:
             body = json.loads(self.request.body or b"")
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise ChatError("bad_json", "The request body is not valid JSON.") from None
+            raise ChatError("bad_json", N_("The request body is not valid JSON.")) from None
         if not isinstance(body, dict):
-            raise ChatError("bad_json", "The request body must be a JSON object.")
+            raise ChatError("bad_json", N_("The request body must be a JSON object."))
         return body
 
     def write_json(self, data: Any, status: int = 200) -> None:
@@ -316,4 +324,4 @@ class SessionHandler(BaseHandler):
 
 class NotFoundHandler(BaseHandler):
     def admit(self) -> None:
-        raise ChatError("not_found", "Nothing here.")
+        raise ChatError("not_found", N_("Nothing here."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from chat import names, qr
-from chat.errors import ChatError
+from chat.errors import ChatError, N_
 
 from .base import BaseHandler, SessionHandler
 from .pages import PageHandler
@@ -37,7 +37,7 @@ class JoinCodeQrHandler(SessionHandler, SvgHandler):
     async def get(self) -> None:
         room = self.rooms.room_of(self.session)
         if room.join_code is None:
-            raise ChatError("not_found", "This room has no join code.")
+            raise ChatError("not_found", N_("This room has no join code."))
         self.write_svg(await self.settings["qr_cache"].draw(room.join_code.uri(room.name)))
 
 
@@ -69,5 +69,5 @@ class JoinLinkQrHandler(SvgHandler):
             return self.config.public_url.rstrip("/")
         host = self.request.host or ""
         if len(host) > qr.MAX_HOST or not _HOST.match(host):
-            raise ChatError("bad_frame", "The request's Host header is not a host name.")
+            raise ChatError("bad_frame", N_("The request's Host header is not a host name."))
         return f"{self.request_scheme}://{host}"

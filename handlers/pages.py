@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.numbers import format_decimal
+
 from chat.assets import CACHE_CONTROL, Assets
-from chat.errors import ChatError
+from chat.errors import ChatError, N_
+from chat.jscatalog import asset_name
 
 from .base import BaseHandler
 
@@ -14,8 +17,8 @@ WORKER_SCRIPT = "js/sealcrypto-worker.js"
 # X25519 and Ed25519 for sealcrypto.js on every browser: loaded eagerly, before it, by the pages
 # that hold session keys (chat and kiosk); the join pages only derive the admission keys.
 NACL_SCRIPT = "vendor/nacl-fast-1.0.3.min.js"
-# Scripts every page loads, in order; the page's own script comes last.
-COMMON_SCRIPTS = ("js/dom.js", "js/api.js", "js/session.js")
+# Scripts every page loads, in order, after its language's catalog; the page's own script comes last.
+COMMON_SCRIPTS = ("js/i18n.js", "js/language.js", "js/dom.js", "js/api.js", "js/session.js")
 PAGE_SCRIPTS = {
     "index": ("js/forms.js",),
     "create": ("js/sealcrypto.js", "js/passwords.js", "js/forms.js"),
@@ -38,8 +41,11 @@ class PageHandler(BaseHandler):
     def render_page(self, **kwargs: Any) -> None:
         self.xsrf_token  # noqa: B018  (reading it sets the _xsrf cookie the JSON API needs)
         assets = self.assets
-        scripts = [(assets.url(n), assets.integrity(n)) for n in COMMON_SCRIPTS + PAGE_SCRIPTS[self.page]]
-        self.render(self.template, page=self.page, assets=assets, scripts=scripts,
+        language = self.language_namespace()
+        names = (asset_name(language["locale_code"]),) + COMMON_SCRIPTS + PAGE_SCRIPTS[self.page]
+        scripts = [(assets.url(n), assets.integrity(n)) for n in names]
+        self.render(self.template, page=self.page, assets=assets, scripts=scripts, **language,
+                    format_number=lambda n: format_decimal(n, locale=language["locale_code"]),
                     vendor_url=assets.url(VENDOR_SCRIPT), vendor_integrity=assets.integrity(VENDOR_SCRIPT),
                     worker_url=assets.url(WORKER_SCRIPT), worker_integrity=assets.integrity(WORKER_SCRIPT),
                     prefill_room=self.get_query_argument("roomname", ""),
@@ -75,7 +81,7 @@ class StaticAssetHandler(BaseHandler):
     def get(self, digest: str, name: str) -> None:
         asset = self.settings["assets"].find(digest, name)
         if asset is None:
-            raise ChatError("not_found", "Nothing here.")
+            raise ChatError("not_found", N_("Nothing here."))
         self.set_header("Content-Type", asset.content_type)
         self.set_header("Cache-Control", CACHE_CONTROL)
         self.finish(asset.body)

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import tornado.ioloop
 
-from chat.errors import ChatError
+from chat.errors import ChatError, N_
 from chat.hub import encode
 from chat.output import ANSWER_WRITE_TIMEOUT, AnswerOutput
 from chat.pollwait import PollWait
@@ -23,7 +23,7 @@ class PollSendHandler(SessionHandler):
         charge(self.rooms, self.session, len(self.request.body))
         frame = parse_frame(self.request.body, FrameLimits.from_settings(self.config))
         if frame.type == "hello":
-            raise ChatError("bad_frame", "hello is for WebSocket; long-poll sends the token in a header.",
+            raise ChatError("bad_frame", N_("hello is for WebSocket; long-poll sends the token in a header."),
                             ref=frame.ref)
         reply = dispatch(self.rooms, self.session, frame)
         self.write_json({"ok": True, "reply": reply} if reply else {"ok": True})
@@ -36,7 +36,7 @@ class PollEventsHandler(SessionHandler):
         body = self.json_body()
         cursor = body.get("cursor")
         if not isinstance(cursor, int) or isinstance(cursor, bool) or not 0 <= cursor <= MAX_CURSOR:
-            raise ChatError("bad_frame", "Field 'cursor' must be a whole number.")
+            raise ChatError("bad_frame", N_("Field 'cursor' must be a whole number."))
         welcome = body.get("welcome") is True
         session, rooms = self.session, self.rooms
         if welcome or cursor < session.poll_cursor:

@@ -10,7 +10,7 @@ import tornado.iostream
 import tornado.websocket
 
 from chat.beats import Beats
-from chat.errors import ChatError
+from chat.errors import ChatError, N_
 from chat.hub import encode
 from chat.output import WINDOW, PushOutput
 from chat.protocol import FrameLimits, parse_frame
@@ -67,9 +67,9 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         try:
             origin = self.request.headers.get("Origin")
             if origin is not None and not self.check_origin(origin):  # check_origin logs it
-                raise ChatError("forbidden_origin", "WebSocket connections from other sites are not accepted.")
+                raise ChatError("forbidden_origin", N_("WebSocket connections from other sites are not accepted."))
             if self.request.headers.get("Upgrade", "").lower() != "websocket":
-                raise ChatError("bad_frame", "This address accepts WebSocket connections only.")
+                raise ChatError("bad_frame", N_("This address accepts WebSocket connections only."))
             self.rooms.admission.connections.take(self.client_address)
         except ChatError as exc:
             if exc.code == "rate_limited":
@@ -77,7 +77,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.set_status(exc.status)
             if exc.retry_after is not None:
                 self.set_header("Retry-After", str(exc.retry_after))
-            self.finish(exc.to_dict())
+            self.finish(exc.to_dict(self.locale.translate))
             return
         await super().get(*args, **kwargs)
 
@@ -140,12 +140,12 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             self.session.last_seen = self.rooms.clock()
 
     def _no_hello(self) -> None:
-        self.refuse(ChatError("token_invalid", "No hello frame arrived in time."), CLOSE_REFUSED, "no hello")
+        self.refuse(ChatError("token_invalid", N_("No hello frame arrived in time.")), CLOSE_REFUSED, "no hello")
 
     def refuse(self, exc: ChatError, close: Optional[int] = None, reason: Optional[str] = None) -> None:
         """The one place a refusal is written to this socket: the error frame, then, when the
         refusal ends the connection, the close with its code."""
-        self.send(exc.to_dict())
+        self.send(exc.to_dict(self.locale.translate))  # in the language of the handshake
         if close is not None:
             self._close_after_queue(close, reason or exc.code)
 
@@ -193,7 +193,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
 
     def _hello(self, kind: str, fields: dict) -> None:
         if kind != "hello":
-            raise ChatError("bad_frame", "The first frame must be hello with your session token.")
+            raise ChatError("bad_frame", N_("The first frame must be hello with your session token."))
         try:
             session = self.rooms.authenticate(fields["token"], self.client_address)
         except ChatError as exc:
