@@ -8,7 +8,7 @@ import json
 import math
 import pathlib
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 MEASUREMENT = pathlib.Path(__file__).resolve().parents[1] / "frontend" / "slow-device.json"
 
@@ -39,15 +39,32 @@ class SlowDeviceWaits:
                                    "scripts/measure_slow_device.py") from None
 
 
-def spoken(seconds: float) -> str:
-    """A measured wait as the page says it: "under a second", "about 28 s", "about 2 min 45 s"."""
+# Tornado's `_` (locale.translate): (message, plural_message=None, count=None) -> str.
+Translate = Callable[..., str]
+
+
+def untranslated(message: str, plural_message: Optional[str] = None, count: Optional[int] = None) -> str:
+    """The English source, singular or plural by count, for callers that have no page locale."""
+    return plural_message if plural_message is not None and count != 1 else message
+
+
+def spoken(seconds: float, translate: Optional[Translate] = None, number: Callable[[int], str] = str) -> str:
+    """A measured wait as the page says it ("under a second", "about 28 s", "about 2 min 45 s"),
+    in the page's language and digits when given its `_` and number format."""
+    # Named `_` so that the catalog extraction (keyword `_`) finds the sentences below.
+    _ = translate or untranslated
     if seconds < 1:
-        return "under a second"
+        return _("under a second")
     s = int(math.floor(seconds + 0.5))
     if s < 60:
-        return f"about {s} s"
+        # TRANSLATORS: a wait of less than a minute; "s" is abbreviated as on a clock.
+        return _("about {n} s", "about {n} s", s).format(n=number(s))
     m, rest = divmod(s, 60)
-    return f"about {m} min" + (f" {rest} s" if rest else "")
+    if not rest:
+        # TRANSLATORS: a wait of whole minutes; "min" is abbreviated as on a clock.
+        return _("about {n} min", "about {n} min", m).format(n=number(m))
+    # TRANSLATORS: a wait of minutes and seconds; "min" and "s" are abbreviated as on a clock.
+    return _("about {minutes} min {seconds} s").format(minutes=number(m), seconds=number(rest))
 
 
 def parse(data: object, source: str = "measurement") -> SlowDeviceWaits:

@@ -102,7 +102,7 @@ def append(path: pathlib.Path, text: str) -> None:
 CHANGES: Dict[str, Tuple[Callable[[pathlib.Path], None], str]] = {
     "script": (lambda root: append(root / "frontend/static/js/room.js", "\nwindow.sealchatChanged = true;\n"),
                "js/room.js"),
-    "template": (lambda root: edit(root / "frontend/templates/login.html", "<h1>Join a room</h1>",
+    "template": (lambda root: edit(root / "frontend/templates/login.html", '<h1>{{ _("Join a room") }}</h1>',
                                    "<h1>Join a room here</h1>"), "/login"),
     "vendored library": (lambda root: append(root / "frontend/static/vendor/nacl-fast-1.0.3.min.js",
                                              "/* changed */\n"), "vendor/nacl-fast-1.0.3.min.js"),

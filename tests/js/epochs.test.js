@@ -60,8 +60,8 @@ function feed(r, method, ev) {
 }
 
 // alice (host, alone in epoch 1) and bob, who joined at seq 3 and announced; alice has drawn epoch 2.
-async function pair() {
-  const p = await page();
+async function pair(pageOpts) {
+  const p = await page(undefined, pageOpts);
   const SC = p.SC;
   const shared = { members: ['alice'], memberKey: SC.b64u(SC.randomBytes(32)) };
   const keys = { alice: SC.b64u(SC.randomBytes(32)), bob: SC.b64u(SC.randomBytes(32)) };
@@ -143,6 +143,27 @@ test('grants: from the host only, for a newer epoch only; the host\'s answer to 
   assert.equal(again.grants.length, 1);
   assert.equal(again.grants[0].to, 'bob');
   assert.equal(alice.ring.newest, 2, 'no new epoch for a repeat');
+});
+
+test('a refused grant is explained in the page\'s language', async () => {
+  const catalog = {
+    lang: 'de', rtl: false,
+    messages: {
+      'it is addressed to {user}': 'er ist an {user} gerichtet',
+      'it is for epoch {epoch}, not newer than epoch {newest} (a replayed or reordered grant)':
+        'er gilt für Epoche {epoch}, nicht neuer als Epoche {newest} (ein wiederholter oder vertauschter Schlüssel)',
+    },
+  };
+  const { bob, grant } = await pair({ catalog });
+  await feed(bob, 'onGrant', { ...grantEvent(grant), to: 'carol' });
+  assert.equal(bob.views.filter((v) => v.type === 'bad_grant').pop().reason, 'er ist an carol gerichtet');
+  await feed(bob, 'onGrant', grantEvent(grant));
+  await feed(bob, 'onGrant', grantEvent(grant));
+  assert.equal(bob.views.filter((v) => v.type === 'bad_grant').pop().reason,
+    'er gilt für Epoche 2, nicht neuer als Epoche 2 (ein wiederholter oder vertauschter Schlüssel)');
+  // Not in the catalog: the English sentence.
+  await feed(bob, 'onGrant', grantEvent(grant, 'carol'));
+  assert.equal(bob.views.filter((v) => v.type === 'bad_grant').pop().reason, 'it does not come from the room\'s host');
 });
 
 test('the host answers events processed together with one rekey, and waits while the room is busy', async () => {

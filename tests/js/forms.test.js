@@ -43,8 +43,9 @@ function element(id) {
 // The login page, joining room "lobby" as "bob"; saved: what sessionStorage holds beforehand;
 // oldSession: the server's answer to a ping with the saved token ('live' or 'ended').
 // joinError: the server's refusal of the join, if any; invite: what the invite field holds (the
-// template prefills it from ?invite=).
-function loginPage({ saved, oldSession, joinError, invite }) {
+// template prefills it from ?invite=); catalog: the page's catalog (frontend/static/js/i18n.js),
+// none for the English source text.
+function loginPage({ saved, oldSession, joinError, invite, catalog }) {
   const { ctx, SC } = makeBrowser('webcrypto', { nacl: false }); // the join pages load no tweetnacl
   const nodes = new Map();
   const byId = (id) => {
@@ -94,6 +95,8 @@ function loginPage({ saved, oldSession, joinError, invite }) {
       setTimeout(() => cb(null, {}), 0);
     },
   };
+  if (catalog) ctx.SealCatalog = catalog;
+  runFile(ctx, path.join(staticDir, 'js', 'i18n.js')); // every page loads it before the other scripts
   runFile(ctx, path.join(staticDir, 'js', 'session.js'));
   runFile(ctx, path.join(staticDir, 'js', 'forms.js'));
   byId('roomname').value = 'lobby';
@@ -256,4 +259,41 @@ test('Cancel during the key derivation stops it: no join is sent, the form works
   await submit(p);
   await until(() => p.ctx.location.href !== '/login', 'navigation to the room');
   assert.equal(p.calls.join.length, 1);
+});
+
+// A few of the page's sentences in French, as chat/jscatalog.py writes a catalog.
+const FRENCH = {
+  lang: 'fr',
+  rtl: false,
+  messages: {
+    'Wrong password for this room.': 'Mot de passe incorrect pour ce salon.',
+    'Try again in {count} second.': ['Réessayez dans {count} seconde.', 'Réessayez dans {count} secondes.'],
+    'This tab is still in the room {room} as {user}. Return to it and leave there first, or use a new tab to enter another room.':
+      'Cet onglet est encore dans le salon {room} en tant que {user}. Retournez-y et quittez-le d\'abord, ou ouvrez un nouvel onglet.',
+    'Return to {room}': 'Retourner dans {room}',
+  },
+  plural: (n) => (n > 1 ? 1 : 0),
+  number: { decimal: ',', group: '\u202f', minGroup: 1 },
+  time: { pattern: 'HH:mm', am: 'AM', pm: 'PM' },
+};
+
+test('the page\'s own sentences come from its catalog; the server\'s arrive translated and are shown as they are', async () => {
+  let p = loginPage({ catalog: FRENCH, joinError: { code: 'wrong_password', message: 'Falsches Passwort.', retryAfter: 1200 } });
+  await submit(p);
+  let status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'wrong_password', 'the refusal');
+  assert.equal(status.text(), 'Mot de passe incorrect pour ce salon. Réessayez dans 1\u202f200 secondes.');
+
+  const banned = 'L\'hôte du salon vous a retiré ; vous pourrez revenir dans 540 secondes.';
+  p = loginPage({ catalog: FRENCH, joinError: { code: 'banned', message: banned, retryAfter: 540 } });
+  await submit(p);
+  status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'banned', 'the refusal');
+  assert.equal(status.text(), banned);
+
+  p = loginPage({ catalog: FRENCH, saved: OLD, oldSession: 'live' });
+  await submit(p);
+  status = p.byId('form-status');
+  await until(() => status.getAttribute('data-code') === 'in_another_room', 'the refusal');
+  assert.match(status.text(), /^Cet onglet est encore dans le salon kitchen en tant que alice\. .*Retourner dans kitchen$/);
 });

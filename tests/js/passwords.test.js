@@ -10,8 +10,11 @@ const path = require('node:path');
 const vm = require('node:vm');
 const { staticDir, runFile } = require('./browser-env.js');
 
-function load() {
+// catalog: the page's catalog (see frontend/static/js/i18n.js); none gives the English words.
+function load(catalog) {
   const ctx = vm.createContext({ crypto: { getRandomValues: (a) => crypto.randomFillSync(a) } });
+  if (catalog) ctx.SealCatalog = catalog;
+  runFile(ctx, path.join(staticDir, 'js', 'i18n.js')); // every page loads it before the other scripts
   runFile(ctx, path.join(staticDir, 'js', 'passwords.js'));
   return ctx.Seal.passwords;
 }
@@ -55,4 +58,16 @@ test('a strong password that begins with a common word or run keeps its rating',
   for (const pw of ['dragon7#kq Lm2!vX9 pR4@', '1234Xk9!mQ2#vL8$wR', 'Password-otter-maple-quartz-lagoon-cedar']) {
     assert.ok(P.strength(pw).score >= 3, `${pw} rated ${P.strength(pw).label}`);
   }
+});
+
+test('the meter\'s words come from the page\'s catalog', () => {
+  const german = load({
+    lang: 'de', rtl: false, plural: (n) => (n === 1 ? 0 : 1),
+    messages: { 'Too weak': 'Zu schwach', Weak: 'Schwach', Fair: 'Mittel', Good: 'Gut', Strong: 'Stark' },
+  });
+  assert.equal(german.strength('').label, 'Zu schwach');
+  assert.equal(german.strength('password').label, 'Zu schwach');
+  assert.equal(german.strength('otter-maple-quartz-lagoon-cedar-piano-comet-fox').label, 'Gut');
+  assert.equal(german.strength(german.generatePassword(20)).label, 'Stark');
+  assert.equal(german.strength('otter-maple-quartz-lagoon-cedar-piano-comet-fox').score, 3, 'scores do not change');
 });

@@ -13,12 +13,15 @@ const { staticDir, makeBrowser, runFile } = env;
 // waits themselves pass shorter ones.
 const TIMING = { keyWaitMs: 4000, newcomerWaitMs: 4000, oldKeyMs: 4000 };
 
-// A page with tweetnacl, sealcrypto.js, epochs.js and room.js (what the chat page loads for rooms),
-// its crypto engine detected as the page does before it starts.
-async function page(mode = 'webcrypto') {
+// A page with tweetnacl, sealcrypto.js, i18n.js, epochs.js and room.js (what the chat page loads for
+// rooms), its crypto engine detected as the page does before it starts. catalog: the page's
+// translations (root.SealCatalog, as the server sets it before i18n.js), English without one.
+async function page(mode = 'webcrypto', { catalog } = {}) {
   const { ctx, SC } = makeBrowser(mode);
   await env.detect(SC);
-  ctx.Seal = { dom: { byId: () => null, formatBytes: (n) => n + ' bytes' }, api: { makeError: (code, message) => ({ code, message }) } };
+  ctx.Seal = { dom: { byId: () => null }, api: { makeError: (code, message) => ({ code, message }) } };
+  if (catalog) ctx.SealCatalog = catalog;
+  runFile(ctx, path.join(staticDir, 'js', 'i18n.js'));
   runFile(ctx, path.join(staticDir, 'js', 'epochs.js'));
   runFile(ctx, path.join(staticDir, 'js', 'room.js'));
   return { ctx, SC };

@@ -12,7 +12,7 @@ const { page, Hub, closeAll, until, sleep, usableEpoch, texts, of, sendText, hea
 test.afterEach(closeAll);
 
 async function roomOf(names, opts = {}) {
-  const p = await page(opts.mode);
+  const p = await page(opts.mode, { catalog: opts.catalog });
   const hub = new Hub(p, opts);
   const members = {};
   for (const name of names) {
@@ -431,6 +431,33 @@ test('an unfinished file is abandoned when its sender leaves', async () => {
   assert.equal(gone.fileId, fileId);
   assert.match(gone.reason, /left/);
   assert.deepEqual(Object.keys(alice.room.files), []);
+});
+
+test('reasons and refusals the room makes are in the page\'s language', async () => {
+  const catalog = {
+    lang: 'pl', rtl: false, number: { decimal: ',', group: '\u00a0', minGroup: 2 },
+    plural: (n) => (n === 1 ? 0 : n % 10 >= 2 && n % 10 <= 4 && (n % 100 < 10 || n % 100 >= 20) ? 1 : 2),
+    messages: {
+      'the sender left': 'nadawca wyszedł',
+      'Files may be at most {size}.': 'Pliki mogą mieć najwyżej {size}.',
+      '{size} MB': '{size} MB',
+    },
+  };
+  const { hub, SC, alice, bob } = await roomOf(['alice', 'bob', 'carol'], { catalog });
+  const ep = alice.room.ring.usable();
+  const fileId = SC.b64u(SC.randomBytes(16));
+  const meta = { file_id: fileId, name: 'big.bin', mime: 'application/octet-stream', size: 300000, chunks: 2 };
+  const envl = await new Promise((res, rej) => SC.seal(ep, bob.room.ring.session, 'bob', 'file', SC.utf8(JSON.stringify(meta)), (e, v) => (e ? rej(e) : res(v))));
+  hub.publish({ type: 'msg', from: 'bob', env: envl });
+  await until(() => of(alice, 'file-start').length === 1, 'file-start');
+  hub.leave('bob');
+  const gone = await until(() => of(alice, 'file-abandoned')[0], 'file-abandoned');
+  assert.equal(gone.reason, 'nadawca wyszedł');
+
+  alice.room.limits = { max_file_bytes: 1572864 };
+  const err = await new Promise((res) => alice.room.sendFile(new Uint8Array(1572865), 'x.bin', 'application/octet-stream', null, res));
+  assert.equal(err.code, 'too_large');
+  assert.equal(err.message, 'Pliki mogą mieć najwyżej 1,5 MB.');
 });
 
 test('closing the room on leave drops every key and everything still queued', async () => {

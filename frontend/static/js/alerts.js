@@ -7,6 +7,7 @@
     'use strict';
 
     var Seal = root.Seal;
+    var i18n = Seal.i18n;
     var doc = root.document;
     var baseTitle = doc.title;
     var unread = 0;
@@ -21,7 +22,7 @@
     }
 
     function updateTitle() {
-        doc.title = (unread > 0 ? '(' + unread + ') ' : '') + baseTitle;
+        doc.title = unread > 0 ? i18n.t('({count}) {title}', {count: i18n.number(unread), title: baseTitle}) : baseTitle;
     }
 
     function setTitle(title) {
@@ -120,7 +121,8 @@
         }
         if (prefs.notify && notificationsSupported() && root.Notification.permission === 'granted') {
             try {
-                n = new root.Notification('Sealchat: ' + roomName, {body: 'New message from ' + from, tag: 'sealchat'});
+                n = new root.Notification(i18n.t('Sealchat: {room}', {room: roomName}),
+                    {body: i18n.t('New message from {user}', {user: from}), tag: 'sealchat'});
                 n.onclick = function () {
                     root.focus();
                     n.close();

@@ -7,6 +7,7 @@
     'use strict';
 
     var Seal = root.Seal = root.Seal || {};
+    var i18n = Seal.i18n;
     // The session is over for good: the page wipes the tab and returns to the join page.
     var TERMINAL = {session_expired: true, session_ended: true, token_invalid: true, removed: true};
     var DEFAULT_POLL_WAIT = 25; // the server's default, for a page that was not told
@@ -42,7 +43,7 @@
         if (opts.timeout) {
             timer = root.setTimeout(function () {
                 timer = null;
-                finish(makeError('timeout', 'The server did not answer in time.'));
+                finish(makeError('timeout', i18n.t('The server did not answer in time.')));
                 try {
                     xhr.abort();
                 } catch (e) {
@@ -57,7 +58,7 @@
             }
             status = xhr.status;
             if (status === 0) {
-                finish(makeError('network', 'The server cannot be reached.'));
+                finish(makeError('network', i18n.t('The server cannot be reached.')));
                 return;
             }
             try {
@@ -68,11 +69,11 @@
             if (status >= 200 && status < 300 && data) {
                 finish(null, data);
             } else if (data && data.type === 'error' && data.code) {
-                finish(makeError(data.code, data.message || 'The server refused the request.', status,
+                finish(makeError(data.code, data.message || i18n.t('The server refused the request.'), status,
                     data.retry_after));
             } else {
                 finish(makeError(status >= 500 ? 'server' : 'http',
-                    'The server answered with an error (' + status + ').', status));
+                    i18n.t('The server answered with an error ({status}).', {status: status}), status));
             }
         };
         xhr.send(body === undefined || body === null ? null : JSON.stringify(body));

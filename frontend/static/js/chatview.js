@@ -10,15 +10,9 @@
     'use strict';
 
     var Seal = root.Seal;
-    var dom = Seal.dom, SC = root.SealCrypto;
+    var dom = Seal.dom, SC = root.SealCrypto, i18n = Seal.i18n;
     var doc = root.document;
     var IMAGE_TYPES = {'image/png': true, 'image/jpeg': true, 'image/gif': true, 'image/webp': true};
-    var ENDED = {
-        session_expired: 'The server restarted, so the room and this session are gone. Create or join a room again.',
-        session_ended: 'Your session in this room has ended. Join again with the room password.',
-        token_invalid: 'The server did not accept this session any more. Join again with the room password.'
-    };
-    var WAITING = 'Waiting for the room key from the host…';
 
     var saved = Seal.session.load();
     var urlRoom = decodeURIComponent(root.location.pathname.replace(/^\/chat\//, ''));
@@ -27,6 +21,20 @@
     // What the member list shows: names in order, the host, fingerprints by name.
     var roster = {members: [], host: null, fingerprints: {}}, noKeyShown = false;
     var inviteTimer = null;
+
+    // What the join page says after the server ended this session (code from its refusal), or null.
+    function endedMessage(code) {
+        if (code === 'session_expired') {
+            return i18n.t('The server restarted, so the room and this session are gone. Create or join a room again.');
+        }
+        if (code === 'session_ended') {
+            return i18n.t('Your session in this room has ended. Join again with the room password.');
+        }
+        if (code === 'token_invalid') {
+            return i18n.t('The server did not accept this session any more. Join again with the room password.');
+        }
+        return null;
+    }
 
     function goJoin(message, roomName, username) {
         Seal.session.wipe();
@@ -42,10 +50,10 @@
     function removedMessage(retryAfter) {
         var seconds = retryAfter || Number(((room && room.limits) || saved.limits || {}).kick_ban) || 0;
         if (seconds > 0) {
-            return 'The host removed you from this room. You may join it again in ' + dom.formatWait(seconds) + '.';
+            return i18n.t('The host removed you from this room. You may join it again in {wait}.',
+                {wait: dom.formatWait(seconds)});
         }
-        return 'The host removed you from this room. You may join it again once the host\'s ban ends ' +
-            '(10 minutes, unless this server is set otherwise).';
+        return i18n.t('The host removed you from this room. You may join it again once the host\'s ban ends (10 minutes, unless this server is set otherwise).');
     }
 
     // This tab is in another room: leave that one properly (its members see it, and this
@@ -54,9 +62,9 @@
         var other = saved.room, username = saved.username, token = saved.token;
         leaving = true;
         Seal.session.wipe();
-        dom.setText(dom.byId('transport-status'), 'Leaving ' + other + '…');
+        dom.setText(dom.byId('transport-status'), i18n.t('Leaving {room}…', {room: other}));
         Seal.api.leave(token, function () {
-            goJoin('You left the room ' + other + ' to open this one.', urlRoom, username);
+            goJoin(i18n.t('You left the room {room} to open this one.', {room: other}), urlRoom, username);
         });
     }
 
@@ -84,7 +92,7 @@
     function messageShell(from, ts, mine, extraClass) {
         var meta = dom.el('div', {className: 'meta'}, [
             dom.el('span', {className: 'from', text: from}),
-            dom.el('time', {text: dom.formatTime(ts)})
+            dom.el('time', {text: i18n.time(typeof ts === 'number' ? ts : new Date())})
         ]);
         return dom.el('li', {className: 'msg' + (mine ? ' mine' : '') + (extraClass ? ' ' + extraClass : '')}, [meta]);
     }
@@ -153,8 +161,8 @@
 
     function renderFileStart(v) {
         var li = fileShell(v);
-        li.appendChild(dom.el('div', {className: 'body receiving', text: 'Receiving ' + v.name + ' (' +
-            dom.formatBytes(v.size) + ')…'}));
+        li.appendChild(dom.el('div', {className: 'body receiving', text: i18n.t('Receiving {name} ({size})…',
+            {name: v.name, size: i18n.size(v.size)})}));
     }
 
     function renderFile(v) {
@@ -166,15 +174,16 @@
         body = dom.el('div', {className: 'body'});
         url = blobUrl(v.bytes, isImage ? v.mime : 'application/octet-stream');
         if (isImage && url) {
-            img = dom.el('img', {className: 'shared', src: url, alt: 'Image: ' + v.name});
+            img = dom.el('img', {className: 'shared', src: url, alt: i18n.t('Image: {name}', {name: v.name})});
             body.appendChild(img);
         }
         if (url) {
             body.appendChild(dom.el('a', {className: 'download', href: url, download: v.name,
                 rel: 'noopener noreferrer', text: v.name}));
-            body.appendChild(doc.createTextNode(' (' + dom.formatBytes(v.size) + ')'));
+            body.appendChild(doc.createTextNode(' ' + i18n.t('({size})', {size: i18n.size(v.size)})));
         } else {
-            body.appendChild(doc.createTextNode(v.name + ': this browser cannot show received files.'));
+            body.appendChild(doc.createTextNode(i18n.t('{name}: this browser cannot show received files.',
+                {name: v.name})));
         }
         li.appendChild(body);
         li.setAttribute('data-id', v.id);
@@ -195,8 +204,9 @@
             li.removeChild(li.lastChild);
         }
         li.className += ' bad';
-        li.appendChild(dom.el('div', {className: 'body abandoned', text: v.name + ' did not arrive' +
-            (v.reason ? ': ' + v.reason : '') + '.'}));
+        li.appendChild(dom.el('div', {className: 'body abandoned', text: v.reason ?
+            i18n.t('{name} did not arrive: {reason}.', {name: v.name, reason: v.reason}) :
+            i18n.t('{name} did not arrive.', {name: v.name})}));
     }
 
     // An item: name, "(you)", "(host)" when it is, the key fingerprint, and for the host a
@@ -206,7 +216,7 @@
         li.appendChild(dom.el('span', {className: 'name', text: user}));
         if (user === saved.username) {
             li.className = 'me';
-            li.appendChild(dom.el('span', {className: 'hint', text: ' (you)'}));
+            li.appendChild(dom.el('span', {className: 'hint', text: ' ' + i18n.t('(you)')}));
         }
         li.appendChild(dom.el('span', {className: 'host-badge'}));
         li.appendChild(dom.el('span', {className: 'fp-label sr-only'}));
@@ -218,7 +228,7 @@
         var button = li.querySelector('button.remove-member');
         if (wanted && !button) {
             button = dom.el('button', {type: 'button', className: 'remove-member ghost small',
-                'aria-label': 'Remove ' + user, text: 'Remove'});
+                'aria-label': i18n.t('Remove {user}', {user: user}), text: i18n.t('Remove')});
             dom.on(button, 'click', function () {
                 removeMember(user, button);
             });
@@ -259,15 +269,15 @@
             } else {
                 li.removeAttribute('data-host');
             }
-            dom.setText(li.querySelector('.host-badge'), isHost ? ' (host)' : '');
+            dom.setText(li.querySelector('.host-badge'), isHost ? ' ' + i18n.t('(host)') : '');
             fp = roster.fingerprints[user] || '';
-            dom.setText(li.querySelector('.fp-label'), fp ? ' key fingerprint: ' : '');
+            dom.setText(li.querySelector('.fp-label'), fp ? ' ' + i18n.t('key fingerprint:') + ' ' : '');
             dom.setText(li.querySelector('.fingerprint'), fp);
             li.setAttribute('data-fingerprint', fp);
             setRemoveButton(li, user, user !== saved.username && roster.host === saved.username && !leaving);
         }
-        dom.setText(dom.byId('member-count'), String(roster.members.length));
-        dom.setText(dom.byId('members-button-count'), String(roster.members.length));
+        dom.setText(dom.byId('member-count'), i18n.number(roster.members.length));
+        dom.setText(dom.byId('members-button-count'), i18n.number(roster.members.length));
     }
 
     // On a phone the member list sits below the conversation: the header's Members button brings
@@ -283,24 +293,25 @@
     }
 
     function removeMember(user, button) {
-        var ask = 'Remove ' + user + ' from the room? They will not be able to join again for a while, ' +
-            'and a new room key leaves them out.';
+        var ask = i18n.t('Remove {user} from the room? They will not be able to join again for a while, and a new room key leaves them out.',
+            {user: user});
         if (!room || leaving || (typeof root.confirm === 'function' && !root.confirm(ask))) {
             return;
         }
         if (!room.kick(user)) {
-            notice('Not connected: ' + user + ' was not removed. Try again when the room is connected.', 'bad');
+            notice(i18n.t('Not connected: {user} was not removed. Try again when the room is connected.', {user: user}),
+                'bad');
             return;
         }
         button.disabled = true;
-        dom.setText(button, 'Removing…');
+        dom.setText(button, i18n.t('Removing…'));
     }
 
     function renderLock(locked, amHost) {
         var state = dom.byId('room-lock-state'), button = dom.byId('lock-button');
         state.setAttribute('data-locked', locked ? 'true' : 'false');
-        dom.setText(state, locked ? 'Locked: nobody new can join until the host unlocks the room.' :
-            'Open: anyone with the password can join.');
+        dom.setText(state, locked ? i18n.t('Locked: nobody new can join until the host unlocks the room.') :
+            i18n.t('Open: anyone with the password can join.'));
         button.setAttribute('aria-pressed', locked ? 'true' : 'false');
         button.disabled = false;
         dom.show(button, amHost && !leaving);
@@ -325,8 +336,10 @@
             return;
         }
         if (v.held > 0 || noKeyShown) {
-            dom.setText(node, WAITING + (v.held > 0 ? ' ' + v.held + (v.held === 1 ? ' message waits' :
-                ' messages wait') + ' to be sent.' : ''));
+            dom.setText(node, v.held > 0 ?
+                i18n.n('Waiting for the room key from the host… {count} message waits to be sent.',
+                    'Waiting for the room key from the host… {count} messages wait to be sent.', v.held) :
+                i18n.t('Waiting for the room key from the host…'));
             dom.show(node, true);
         }
     }
@@ -334,14 +347,15 @@
     function renderForged(v) {
         var li = messageShell(v.from, null, v.from === saved.username, 'forged bad'), body;
         body = dom.el('div', {className: 'body'}, [
-            dom.el('strong', {text: 'Forged ' + (v.what === 'file' ? 'file' : v.what === 'announcement' ?
-                'key announcement' : 'message') + ': '}),
-            'this does not come from ' + v.from + ' as it claims, so it is not shown. Why: ' + v.reason + '.'
+            dom.el('strong', {text: (v.what === 'file' ? i18n.t('Forged file:') : v.what === 'announcement' ?
+                i18n.t('Forged key announcement:') : i18n.t('Forged message:')) + ' '}),
+            i18n.t('this does not come from {user} as it claims, so it is not shown. Why: {reason}.',
+                {user: v.from, reason: v.reason})
         ]);
         li.appendChild(body);
         dom.announce(body.textContent);
         if (v.fileId && pending[v.from + '\n' + v.fileId]) {
-            renderFileAbandoned({from: v.from, fileId: v.fileId, name: v.name, reason: 'a piece of it is forged'});
+            renderFileAbandoned({from: v.from, fileId: v.fileId, name: v.name, reason: i18n.t('a piece of it is forged')});
         }
         append(li);
     }
@@ -351,13 +365,14 @@
         node.setAttribute('data-transport', v.mode || '');
         node.setAttribute('data-state', v.state);
         if (v.state === 'connected') {
-            text = 'Connected via ' + how + (v.mode === 'poll' && v.detail ? ' (' + v.detail + ')' : '');
+            text = v.mode === 'poll' && v.detail ? i18n.t('Connected via {transport} ({detail})', {transport: how,
+                detail: v.detail}) : i18n.t('Connected via {transport}', {transport: how});
         } else if (v.state === 'reconnecting') {
-            text = 'Reconnecting (' + how + ')…';
+            text = i18n.t('Reconnecting ({transport})…', {transport: how});
         } else if (v.state === 'closed') {
-            text = 'Disconnected';
+            text = i18n.t('Disconnected');
         } else {
-            text = 'Connecting (' + how + ')…';
+            text = i18n.t('Connecting ({transport})…', {transport: how});
         }
         dom.setText(node, text);
         node.setAttribute('title', v.detail || '');
@@ -381,7 +396,7 @@
         if (v.type === 'text') {
             renderText(v);
             if (!v.mine) {
-                dom.announce(v.from + ': ' + v.text);
+                dom.announce(i18n.t('{user}: {text}', {user: v.from, text: v.text}));
                 Seal.alerts.incoming(v.from, saved.room);
             }
         } else if (v.type === 'file-start') {
@@ -389,7 +404,8 @@
         } else if (v.type === 'file') {
             renderFile(v);
             if (!v.mine) {
-                dom.announce(v.from + ' sent ' + v.name + (imageTypeOk(v.mime, v.bytes) ? ', an image.' : ', a file.'));
+                dom.announce(imageTypeOk(v.mime, v.bytes) ? i18n.t('{user} sent {name}, an image.', {user: v.from,
+                    name: v.name}) : i18n.t('{user} sent {name}, a file.', {user: v.from, name: v.name}));
                 Seal.alerts.incoming(v.from, saved.room);
             }
         } else if (v.type === 'file-abandoned') {
@@ -398,11 +414,13 @@
             roster.members = v.members.slice();
             renderMembers();
         } else if (v.type === 'joined') {
-            notice(v.user + ' joined', 'joined');
+            notice(i18n.t('{user} joined', {user: v.user}), 'joined');
         } else if (v.type === 'left') {
-            notice(v.user + (v.reason === 'timeout' ? ' was disconnected' : ' left'), 'left');
+            notice(v.reason === 'timeout' ? i18n.t('{user} was disconnected', {user: v.user}) :
+                i18n.t('{user} left', {user: v.user}), 'left');
         } else if (v.type === 'removed') {
-            notice(v.user + ' was removed from the room' + (v.by ? ' by ' + v.by + ', the host' : '') + '.', 'removed');
+            notice(v.by ? i18n.t('{user} was removed from the room by {host}, the host.', {user: v.user, host: v.by}) :
+                i18n.t('{user} was removed from the room.', {user: v.user}), 'removed');
             // Focus was on the Remove button that goes with the member: keep it on the list.
             removedItem = memberLi(v.user);
             if (removedItem && removedItem.contains(doc.activeElement)) {
@@ -413,15 +431,13 @@
             renderMembers();
             renderLock(room ? room.locked : false, v.me);
             if (!v.initial) {
-                notice(v.me ? 'You are now the host: you can remove members and lock the room.' :
-                    v.user + ' is now the host.', 'host');
+                notice(v.me ? i18n.t('You are now the host: you can remove members and lock the room.') :
+                    i18n.t('{user} is now the host.', {user: v.user}), 'host');
             }
         } else if (v.type === 'locked' || v.type === 'unlocked') {
             renderLock(v.type === 'locked', roster.host === saved.username);
             if (!v.initial) {
-                notice((v.by || 'The host') + (v.type === 'locked' ? ' locked the room: nobody new can join.' :
-                    ' unlocked the room: people with the password can join again.'),
-                    v.type === 'locked' ? 'locked' : 'locked unlocked');
+                notice(lockNotice(v.type === 'locked', v.by), v.type === 'locked' ? 'locked' : 'locked unlocked');
             }
         } else if (v.type === 'safety') {
             renderSafety(v);
@@ -430,7 +446,8 @@
         } else if (v.type === 'no_key') {
             if (!noKeyShown) {
                 noKeyShown = true;
-                notice(WAITING + ' Messages you write wait here, in order, until it arrives.', 'no-key');
+                notice(i18n.t('Waiting for the room key from the host… Messages you write wait here, in order, until it arrives.'),
+                    'no-key');
                 renderKeyState({usable: false, held: room ? room.held() : 0});
             }
         } else if (v.type === 'rekey') {
@@ -438,39 +455,58 @@
         } else if (v.type === 'forged') {
             renderForged(v);
         } else if (v.type === 'key_changed') {
-            notice(v.user + '\'s keys changed during the session. The new keys were refused and messages ' +
-                'signed with them will show as forged. Compare the safety code with ' + v.user + '.', 'bad key-changed');
+            notice(i18n.t('{user}\'s keys changed during the session. The new keys were refused and messages signed with them will show as forged. Compare the safety code with {user}.',
+                {user: v.user}), 'bad key-changed');
         } else if (v.type === 'bad_grant') {
-            notice('A room key from ' + v.from + ' was refused: ' + v.reason + '.', 'bad bad-grant');
+            notice(i18n.t('A room key from {user} was refused: {reason}.', {user: v.from, reason: v.reason}),
+                'bad bad-grant');
         } else if (v.type === 'gap') {
-            notice('Some messages were missed while the connection was away' +
-                (v.from && v.to ? ' (events ' + v.from + ' to ' + v.to + ')' : '') + '.', 'gap');
+            notice(v.from && v.to ? i18n.t('Some messages were missed while the connection was away (events {from} to {to}).',
+                {from: v.from, to: v.to}) : i18n.t('Some messages were missed while the connection was away.'), 'gap');
         } else if (v.type === 'undecryptable') {
-            notice('A message from ' + v.from + ' could not be opened: ' + v.reason, 'bad');
+            notice(i18n.t('A message from {user} could not be opened: {reason}', {user: v.from, reason: v.reason}),
+                'bad');
         } else if (v.type === 'invite') {
             renderInvite(v);
         } else if (v.type === 'invite-refused') {
             renderInviteRefused(v);
         } else if (v.type === 'guessing') {
-            notice('Someone may be trying passwords for this room: ' + v.failures + (v.failures === 1 ?
-                ' join' : ' joins') + ' failed in the last minute' + (v.retryAfter > 0 ? ', and joins without an ' +
-                'invite are held back for ' + dom.formatWait(v.retryAfter) : '') + '. If people who should ' +
-                'join are waiting, share an invite with them now (Invite someone).', 'guessing');
+            notice((v.retryAfter > 0 ?
+                i18n.n('Someone may be trying passwords for this room: {count} join failed in the last minute, and joins without an invite are held back for {wait}.',
+                    'Someone may be trying passwords for this room: {count} joins failed in the last minute, and joins without an invite are held back for {wait}.',
+                    v.failures, {wait: dom.formatWait(v.retryAfter)}) :
+                i18n.n('Someone may be trying passwords for this room: {count} join failed in the last minute.',
+                    'Someone may be trying passwords for this room: {count} joins failed in the last minute.', v.failures)) +
+                ' ' + i18n.t('If people who should join are waiting, share an invite with them now (Invite someone).'),
+                'guessing');
         } else if (v.type === 'error') {
             if (v.code === 'removed') {
                 terminal({code: 'removed', message: v.message, retryAfter: v.retryAfter});
                 return;
             }
-            notice('The server refused something: ' + (v.message || v.code) +
-                (v.retryAfter ? ' Try again in ' + v.retryAfter + ' seconds.' : ''), 'bad');
+            // The server's message comes translated already; only the sentence around it is this page's.
+            notice(i18n.t('The server refused something: {message}', {message: v.message || v.code}) +
+                (v.retryAfter ? ' ' + i18n.n('Try again in {count} second.', 'Try again in {count} seconds.',
+                    v.retryAfter) : ''), 'bad');
             restoreHostButtons();
         } else if (v.type === 'fatal') {
-            endUnusable('This tab could not restore the room keys (' + v.message + '). Join again with the password.');
+            endUnusable(i18n.t('This tab could not restore the room keys ({message}). Join again with the password.',
+                {message: v.message}));
         } else if (v.type === 'transport') {
             renderTransport(v);
         } else if (v.type === 'sent') {
             uploadEcho(v);
         }
+    }
+
+    // Who locked or unlocked the room, when the server named them.
+    function lockNotice(locked, by) {
+        if (locked) {
+            return by ? i18n.t('{user} locked the room: nobody new can join.', {user: by}) :
+                i18n.t('The host locked the room: nobody new can join.');
+        }
+        return by ? i18n.t('{user} unlocked the room: people with the password can join again.', {user: by}) :
+            i18n.t('The host unlocked the room: people with the password can join again.');
     }
 
     // The tab cannot go on in the room (its keys did not open): end the session at the server,
@@ -489,7 +525,7 @@
         var buttons = dom.byId('member-list').querySelectorAll('button.remove-member'), i;
         for (i = 0; i < buttons.length; i++) {
             buttons[i].disabled = false;
-            dom.setText(buttons[i], 'Remove');
+            dom.setText(buttons[i], i18n.t('Remove'));
         }
         dom.byId('lock-button').disabled = false;
         inviteIdle();
@@ -525,11 +561,11 @@
     function copyLink(link, result) {
         var clip = root.navigator && root.navigator.clipboard;
         function failed() {
-            dom.setText(result, 'Could not copy: select the link above and copy it.');
+            dom.setText(result, i18n.t('Could not copy: select the link above and copy it.'));
         }
         try {
             clip.writeText(link).then(function () {
-                dom.setText(result, 'Link copied.');
+                dom.setText(result, i18n.t('Link copied.'));
             }, failed);
         } catch (e) {
             failed();
@@ -540,22 +576,23 @@
         var link = inviteOrigin() + '/login?roomname=' + encodeURIComponent(saved.room) + '&invite=' +
                 encodeURIComponent(v.code),
             seconds = v.expiresIn > 0 ? v.expiresIn : 600,
-            until = dom.formatTime(new Date().getTime() + seconds * 1000),
+            until = i18n.time(new Date().getTime() + seconds * 1000),
             expiry = dom.el('p', {className: 'hint invite-expiry', id: 'invite-expiry',
-                text: 'Valid once, for ' + dom.formatWait(seconds) + ' (until ' + until + ').'}),
+                text: i18n.t('Valid once, for {wait} (until {time}).', {wait: dom.formatWait(seconds), time: until})}),
             parts, copy, result, box;
         inviteIdle();
         parts = [
-            dom.el('p', {className: 'invite-title', text: 'Invite for one person (only you see this)'}),
-            dom.el('p', {}, ['Code: ', dom.el('code', {id: 'invite-code', className: 'invite-code', text: v.code})]),
-            dom.el('p', {}, ['Link: ', dom.el('code', {id: 'invite-link', className: 'invite-link', text: link})]),
+            dom.el('p', {className: 'invite-title', text: i18n.t('Invite for one person (only you see this)')}),
+            dom.el('p', {}, [i18n.t('Code:') + ' ', dom.el('code', {id: 'invite-code', className: 'invite-code',
+                text: v.code})]),
+            dom.el('p', {}, [i18n.t('Link:') + ' ', dom.el('code', {id: 'invite-link', className: 'invite-link',
+                text: link})]),
             expiry,
-            dom.el('p', {className: 'hint', text: 'Give it with the room password, outside this chat. It lets ' +
-                'one person in even while password guessers are being turned away.'})
+            dom.el('p', {className: 'hint', text: i18n.t('Give it with the room password, outside this chat. It lets one person in even while password guessers are being turned away.')})
         ];
         if (root.navigator && root.navigator.clipboard && typeof root.navigator.clipboard.writeText === 'function') {
             copy = dom.el('button', {type: 'button', id: 'invite-copy', className: 'secondary small',
-                text: 'Copy link'});
+                text: i18n.t('Copy link')});
             result = dom.el('span', {className: 'hint', id: 'invite-copied', 'aria-live': 'polite'});
             dom.on(copy, 'click', function () {
                 copyLink(link, result);
@@ -568,13 +605,13 @@
         inviteTimer = root.setTimeout(function () {
             inviteTimer = null;
             box.setAttribute('data-state', 'expired');
-            dom.setText(expiry, 'This invite has expired. Make a new one if someone still needs it.');
+            dom.setText(expiry, i18n.t('This invite has expired. Make a new one if someone still needs it.'));
         }, seconds * 1000);
     }
 
     function renderInviteRefused(v) {
         inviteIdle();
-        inviteBox([dom.el('p', {className: 'hint bad', text: v.message || 'The server refused to make an invite.'})],
+        inviteBox([dom.el('p', {className: 'hint bad', text: v.message || i18n.t('The server refused to make an invite.')})],
             'refused').setAttribute('data-code', v.code || '');
     }
 
@@ -586,13 +623,13 @@
                 return;
             }
             if (!room.invite()) {
-                inviteBox([dom.el('p', {className: 'hint bad', text: 'Not connected: try again when the room is ' +
-                    'connected.'})], 'refused');
+                inviteBox([dom.el('p', {className: 'hint bad', text: i18n.t('Not connected: try again when the room is connected.')})],
+                    'refused');
                 return;
             }
             button.disabled = true; // until the server's answer (or a refusal)
             button.setAttribute('aria-busy', 'true');
-            inviteBox([dom.el('p', {className: 'hint', text: 'Asking the server for an invite…'})], 'waiting');
+            inviteBox([dom.el('p', {className: 'hint', text: i18n.t('Asking the server for an invite…')})], 'waiting');
         });
     }
 
@@ -604,8 +641,8 @@
                 return;
             }
             if (!room.setLocked(lock)) {
-                notice('Not connected: the room was not ' + (lock ? 'locked' : 'unlocked') + '. Try again when ' +
-                    'the room is connected.', 'bad');
+                notice(lock ? i18n.t('Not connected: the room was not locked. Try again when the room is connected.') :
+                    i18n.t('Not connected: the room was not unlocked. Try again when the room is connected.'), 'bad');
                 return;
             }
             button.disabled = true; // until the server's locked/unlocked event (or a refusal)
@@ -620,7 +657,7 @@
     function uploadRow(name) {
         var id = 'upload-' + (++uploadCount), box = dom.byId('upload-box'), row;
         row = {name: name, fileId: null, n: 0, got: 0, seen: {},
-            label: dom.el('label', {'for': id, text: 'Encrypting ' + name + '…'}),
+            label: dom.el('label', {'for': id, text: i18n.t('Encrypting {name}…', {name: name})}),
             bar: dom.el('progress', {id: id, max: '100', value: '0'})};
         row.node = dom.el('div', {className: 'upload-item'}, [row.label, row.bar]);
         box.appendChild(row.node);
@@ -654,7 +691,8 @@
         }
         row.seen[v.i] = true;
         row.got++;
-        uploadStep(row, 'Sending ' + row.name + '… ' + row.got + ' of ' + row.n, 0.5 + 0.5 * row.got / row.n);
+        uploadStep(row, i18n.t('Sending {name}… {done} of {total}', {name: row.name, done: i18n.number(row.got),
+            total: i18n.number(row.n)}), 0.5 + 0.5 * row.got / row.n);
         if (row.got >= row.n) {
             uploadDone(row);
         }
@@ -663,8 +701,8 @@
     function sendFile(file) {
         var limit = room.limits.max_file_bytes || 5242880, reader, name = file.name || 'pasted-image', mime;
         if (file.size > limit) {
-            notice(name + ' is ' + dom.formatBytes(file.size) + '; files may be at most ' +
-                dom.formatBytes(limit) + '.', 'bad');
+            notice(i18n.t('{name} is {size}; files may be at most {limit}.', {name: name, size: i18n.size(file.size),
+                limit: i18n.size(limit)}), 'bad');
             return;
         }
         mime = String(file.type || 'application/octet-stream').slice(0, 100);
@@ -679,24 +717,24 @@
             }
             row = uploadRow(name);
             room.sendFile(bytes, name, mime, function (f) {
-                uploadStep(row, 'Encrypting ' + name + '…', f / 2);
+                uploadStep(row, i18n.t('Encrypting {name}…', {name: name}), f / 2);
             }, function (err, info) {
                 if (leaving) {
                     return;
                 }
                 if (err) {
                     uploadDone(row);
-                    notice('Could not send ' + name + ': ' + err.message, 'bad');
+                    notice(i18n.t('Could not send {name}: {message}', {name: name, message: err.message}), 'bad');
                     return;
                 }
                 row.fileId = info.fileId;
                 row.n = info.n;
                 uploads[info.fileId] = row;
-                uploadStep(row, 'Sending ' + name + '…', 0.5);
+                uploadStep(row, i18n.t('Sending {name}…', {name: name}), 0.5);
             });
         };
         reader.onerror = function () {
-            notice('Could not read ' + name + '.', 'bad');
+            notice(i18n.t('Could not read {name}.', {name: name}), 'bad');
         };
         reader.readAsArrayBuffer(file);
     }
@@ -719,7 +757,7 @@
             input.value = '';
             room.sendText(text, function (err) {
                 if (err) {
-                    notice('Could not send: ' + err.message, 'bad');
+                    notice(i18n.t('Could not send: {message}', {message: err.message}), 'bad');
                 }
             });
             picker.close();
@@ -785,7 +823,7 @@
             Seal.alerts.enable('notify', notify.checked, function (ok) {
                 notify.checked = ok;
                 if (!ok && notify.checked !== ok) {
-                    notice('Desktop notifications are not allowed in this browser.', 'bad');
+                    notice(i18n.t('Desktop notifications are not allowed in this browser.'), 'bad');
                 }
             });
         });
@@ -824,8 +862,8 @@
         dom.clear(list);
         dom.clear(dom.byId('announcer'));
         dom.clear(dom.byId('member-list'));
-        dom.setText(dom.byId('member-count'), '0');
-        dom.setText(dom.byId('members-button-count'), '0');
+        dom.setText(dom.byId('member-count'), i18n.number(0));
+        dom.setText(dom.byId('members-button-count'), i18n.number(0));
         dom.setText(dom.byId('safety-code'), '');
         dom.byId('safety-code').setAttribute('data-code', '');
         dom.show(dom.byId('lock-button'), false);
@@ -848,8 +886,8 @@
         leaving = true;
         dom.byId('leave-button').disabled = true;
         forget();
-        list.appendChild(dom.el('li', {className: 'event left', text: 'You left the room.'}));
-        Seal.session.flash('You left the room. Its conversation is gone from this tab.');
+        list.appendChild(dom.el('li', {className: 'event left', text: i18n.t('You left the room.')}));
+        Seal.session.flash(i18n.t('You left the room. Its conversation is gone from this tab.'));
         Seal.api.leave(token, function () {
             root.location.replace('/');
         });
@@ -865,8 +903,8 @@
             goJoin(removedMessage(err.retryAfter), saved.room, saved.username);
             return;
         }
-        if (ENDED[err.code]) {
-            goJoin(ENDED[err.code], saved.room, saved.username);
+        if (endedMessage(err.code)) {
+            goJoin(endedMessage(err.code), saved.room, saved.username);
             return;
         }
         notice(err.message, 'bad');
@@ -904,7 +942,7 @@
             onTerminal: terminal});
         room.attach(transport);
         if (saved.opened) {
-            notice('Back in the room after a reload. Earlier messages are not kept, by design.', 'resumed');
+            notice(i18n.t('Back in the room after a reload. Earlier messages are not kept, by design.'), 'resumed');
         } else {
             Seal.session.update({opened: true});
         }
@@ -915,20 +953,23 @@
         transport.start();
     }
 
+    function noCrypto() {
+        dom.setText(dom.byId('crypto-notice'), i18n.t('This browser cannot do the encryption Sealchat needs. Please use a current version of Firefox, Chrome, Safari or Edge.'));
+        dom.show(dom.byId('crypto-notice'), true);
+    }
+
     function boot() {
         var meta = dom.byId('sealchat-crypto'), out = dom.byId('crypto-backend');
         if (!SC) {
-            dom.setText(dom.byId('crypto-notice'), 'This browser cannot do the encryption Sealchat needs. ' +
-                'Please use a current version of Firefox, Chrome, Safari or Edge.');
-            dom.show(dom.byId('crypto-notice'), true);
+            noCrypto();
             return;
         }
         if (!saved) {
-            goJoin('Join the room with its password to chat in this tab.', urlRoom, '');
+            goJoin(i18n.t('Join the room with its password to chat in this tab.'), urlRoom, '');
             return;
         }
         if (!saved.vault || typeof saved.roomId !== 'string') {
-            goJoin('This tab\'s session was made by an older version of Sealchat. Join the room again with its password.',
+            goJoin(i18n.t('This tab\'s session was made by an older version of Sealchat. Join the room again with its password.'),
                 saved.room, saved.username);
             return;
         }
@@ -936,20 +977,18 @@
             leaveForOtherRoom();
             return;
         }
-        Seal.alerts.setTitle(saved.room + ' - Sealchat');
+        Seal.alerts.setTitle(i18n.t('{room} - Sealchat', {room: saved.room}));
         dom.setText(dom.byId('room-name'), saved.room);
-        dom.setText(dom.byId('max-file'), dom.formatBytes((saved.limits || {}).max_file_bytes || 5242880));
+        dom.setText(dom.byId('max-file'), i18n.size((saved.limits || {}).max_file_bytes || 5242880));
         dom.on(dom.byId('leave-button'), 'click', leave);
         setupMembersButton();
         SC.setFallbackUrls({vendor: meta.getAttribute('data-vendor'), worker: meta.getAttribute('data-worker')});
         SC.detect(function (backend) {
             out.setAttribute('data-backend', backend || 'none');
-            dom.setText(out, backend === 'webcrypto' ? 'Web Crypto (built into the browser)' :
-                backend === 'fallback' ? 'compatibility mode (JavaScript)' : 'none available');
+            dom.setText(out, backend === 'webcrypto' ? i18n.t('Web Crypto (built into the browser)') :
+                backend === 'fallback' ? i18n.t('compatibility mode (JavaScript)') : i18n.t('none available'));
             if (!backend) {
-                dom.setText(dom.byId('crypto-notice'), 'This browser cannot do the encryption Sealchat needs. ' +
-                    'Please use a current version of Firefox, Chrome, Safari or Edge.');
-                dom.show(dom.byId('crypto-notice'), true);
+                noCrypto();
                 return;
             }
             start();

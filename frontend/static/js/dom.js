@@ -6,6 +6,7 @@
     'use strict';
 
     var Seal = root.Seal = root.Seal || {};
+    var i18n = Seal.i18n;
     var doc = root.document;
     var URL_RE = /https?:\/\/[^\s<>"']+/gi;
     var TRAILING_RE = /[.,;:!?'")\]}>]+$/;
@@ -115,42 +116,47 @@
         return '';
     }
 
+    // "1.5 MB", "300 KB", "20 bytes", in the page's language.
     function formatBytes(n) {
-        if (n >= 1048576) {
-            return (Math.round(n / 104857.6) / 10) + ' MB';
-        }
-        if (n >= 1024) {
-            return Math.round(n / 1024) + ' KB';
-        }
-        return n + ' bytes';
+        return i18n.size(n);
     }
 
     // "10 minutes", "1 minute", "45 seconds": a wait in words, rounded up to whole minutes past one.
     function formatDuration(seconds) {
         var s = Math.max(0, Math.ceil(seconds)), m;
         if (s < 60) {
-            return s + (s === 1 ? ' second' : ' seconds');
+            return i18n.n('{count} second', '{count} seconds', s);
         }
         m = Math.ceil(s / 60);
-        return m + (m === 1 ? ' minute' : ' minutes');
+        return i18n.n('{count} minute', '{count} minutes', m);
     }
 
     // A wait exactly, for someone who has to wait it out: "20 seconds", "10 minutes (600 seconds)".
     function formatWait(seconds) {
-        var s = Math.max(0, Math.ceil(seconds));
-        return s < 60 ? formatDuration(s) : formatDuration(s) + ' (' + s + ' seconds)';
+        var s = Math.max(0, Math.ceil(seconds)), exactly;
+        if (s < 60) {
+            return formatDuration(s);
+        }
+        exactly = i18n.n('{count} second', '{count} seconds', s);
+        // TRANSLATORS: a wait rounded to minutes, then exactly: "10 minutes (600 seconds)".
+        return i18n.t('{minutes} ({seconds})', {minutes: formatDuration(s), seconds: exactly});
     }
 
     // A running clock in short words: "45 s", "2 min 43 s", "1 h 5 min".
     function formatSpan(seconds) {
         var s = Math.max(0, Math.round(seconds)), m = Math.floor(s / 60), h = Math.floor(m / 60);
         if (s < 60) {
-            return s + ' s';
+            // TRANSLATORS: a short running clock, s for seconds.
+            return i18n.t('{s} s', {s: i18n.number(s)});
         }
         if (m < 60) {
-            return m + ' min' + (s % 60 ? ' ' + (s % 60) + ' s' : '');
+            // TRANSLATORS: a short running clock, min for minutes and s for seconds.
+            return s % 60 ? i18n.t('{m} min {s} s', {m: i18n.number(m), s: i18n.number(s % 60)}) :
+                i18n.t('{m} min', {m: i18n.number(m)});
         }
-        return h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+        // TRANSLATORS: a short running clock, h for hours and min for minutes.
+        return m % 60 ? i18n.t('{h} h {m} min', {h: i18n.number(h), m: i18n.number(m % 60)}) :
+            i18n.t('{h} h', {h: i18n.number(h)});
     }
 
     function indexOf(list, item) {
@@ -163,13 +169,9 @@
         return -1;
     }
 
-    function pad2(n) {
-        return n < 10 ? '0' + n : String(n);
-    }
-
+    // The time of day as the page's language writes it ("14:05", "2:05 PM").
     function formatTime(ms) {
-        var d = new Date(typeof ms === 'number' ? ms : new Date().getTime());
-        return pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+        return i18n.time(new Date(typeof ms === 'number' ? ms : new Date().getTime()));
     }
 
     function debounce(fn, ms) {

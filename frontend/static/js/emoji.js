@@ -7,6 +7,7 @@
 
     var Seal = root.Seal;
     var dom = Seal.dom;
+    var i18n = Seal.i18n;
     var EMOJI = [
         '\uD83D\uDE00', '\uD83D\uDE02', '\uD83D\uDE05', '\uD83D\uDE09', '\uD83D\uDE0A', '\uD83D\uDE0D',
         '\uD83D\uDE18', '\uD83D\uDE0E', '\uD83E\uDD14', '\uD83D\uDE10', '\uD83D\uDE44', '\uD83D\uDE34',
@@ -45,7 +46,7 @@
         var i, built = false;
         function build() {
             for (i = 0; i < EMOJI.length; i++) {
-                panel.appendChild(dom.el('button', {type: 'button', 'aria-label': 'Insert ' + EMOJI[i],
+                panel.appendChild(dom.el('button', {type: 'button', 'aria-label': i18n.t('Insert {emoji}', {emoji: EMOJI[i]}),
                     'data-emoji': EMOJI[i], text: EMOJI[i]}));
             }
             built = true;

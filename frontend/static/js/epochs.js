@@ -20,6 +20,8 @@
     'use strict';
 
     var Seal = root.Seal = root.Seal || {};
+    // The reasons and errors below reach the page's notices: in the page's language.
+    var i18n = Seal.i18n;
 
     var KEY_WAIT_MS = 5000;       // no usable epoch for this long: say so and announce again
     var KEY_WAIT_MAX_MS = 30000;  // repeated announcements back off to this
@@ -348,7 +350,7 @@
             }
             if (err) {
                 self.deps.emit({type: 'forged', from: ev.from, what: 'announcement',
-                    reason: 'its key announcement was refused: ' + err.message});
+                    reason: i18n.t('its key announcement was refused: {reason}', {reason: err.message})});
                 cb();
                 return;
             }
@@ -430,16 +432,16 @@
             return;
         }
         if (ev.to !== undefined && ev.to !== this.me) {
-            refuse('it is addressed to ' + ev.to);
+            refuse(i18n.t('it is addressed to {user}', {user: ev.to}));
             return;
         }
         if (ev.from !== this.hostName) {
-            refuse('it does not come from the room\'s host');
+            refuse(i18n.t('it does not come from the room\'s host'));
             return;
         }
         hostAnn = this.pins[ev.from];
         if (!hostAnn) {
-            refuse('the host has not announced its keys');
+            refuse(i18n.t('the host has not announced its keys'));
             return;
         }
         this.sc.openGrant(this.memberKey, this.roomId, this.session, this.me, hostAnn, ev, function (err, g) {
@@ -459,8 +461,8 @@
                     cb(); // the host's answer to this member's repeated announcement: the key it holds
                     return;
                 }
-                refuse('it is for epoch ' + g.epoch + ', not newer than epoch ' + self.newest +
-                    ' (a replayed or reordered grant)');
+                refuse(i18n.t('it is for epoch {epoch}, not newer than epoch {newest} (a replayed or reordered grant)',
+                    {epoch: g.epoch, newest: self.newest}));
                 return;
             }
             self.sc.epochFromKey(self.roomId, g.epoch, g.key, function (err2, ep) {
@@ -469,7 +471,7 @@
                     return;
                 }
                 if (err2 || g.epoch <= self.newest) {
-                    refuse(err2 ? err2.message : 'a newer epoch was accepted meanwhile');
+                    refuse(err2 ? err2.message : i18n.t('a newer epoch was accepted meanwhile'));
                     return;
                 }
                 self.install(g.epoch, ep, g.at, g.members, ev.from);
@@ -588,8 +590,8 @@
         this.sc.makeAnnouncement(this.memberKey, this.roomId, this.session, this.me, function (err, wire) {
             if (err || self.closed) {
                 if (err) {
-                    self.deps.emit({type: 'error', code: err.code || 'crypto', message: 'Could not announce ' +
-                        'this tab\'s keys: ' + err.message});
+                    self.deps.emit({type: 'error', code: err.code || 'crypto',
+                        message: i18n.t('Could not announce this tab\'s keys: {message}', {message: err.message})});
                 }
                 return;
             }
@@ -666,8 +668,8 @@
             }
             if (err) {
                 self.rekeying = false;
-                self.deps.emit({type: 'error', code: err.code || 'crypto', message: 'Could not make a room key: ' +
-                    err.message});
+                self.deps.emit({type: 'error', code: err.code || 'crypto',
+                    message: i18n.t('Could not make a room key: {message}', {message: err.message})});
                 return;
             }
             eachInTurn(targets, function (ann, next) {
@@ -731,7 +733,7 @@
     Keyring.prototype.restore = function (vault, cb) {
         var self = this, sc = this.sc, fresh = false;
         if (!this.resumeKey || !vault) {
-            cb(makeError('vault', 'This tab holds no room key.'));
+            cb(makeError('vault', i18n.t('This tab holds no room key.')));
             return;
         }
         sc.vaultOpen(this.resumeKey, this.roomId, this.me, vault, function (err, state) {
@@ -740,8 +742,8 @@
                 return;
             }
             if (err || !state || typeof state.member_key !== 'string') {
-                cb(makeError('vault', 'This tab could not open its saved room key' +
-                    (err ? ': ' + err.message : '.')));
+                cb(makeError('vault', err ? i18n.t('This tab could not open its saved room key: {message}',
+                    {message: err.message}) : i18n.t('This tab could not open its saved room key.')));
                 return;
             }
             self.memberKey = state.member_key;
@@ -753,7 +755,7 @@
                     fresh = true;
                 }
             } catch (e) {
-                cb(makeError('vault', 'This tab\'s saved keys are damaged.'));
+                cb(makeError('vault', i18n.t('This tab\'s saved keys are damaged.')));
                 return;
             }
             // The vault's change_seq, not the saved cursor: the cursor has moved past later

@@ -7,21 +7,31 @@
     'use strict';
 
     var Seal = root.Seal;
-    var dom = Seal.dom, api = Seal.api;
+    var dom = Seal.dom, api = Seal.api, i18n = Seal.i18n;
     var page = root.document.body.getAttribute('data-page');
 
-    var FRIENDLY = {
-        address_in_use: 'This device already has a session in this room (maybe in another tab). ' +
-            'Go back to that tab, or leave there first.',
-        wrong_password: 'Wrong password for this room.',
-        username_taken: 'Someone in this room already uses this name; pick another.',
-        room_exists: 'A room with this name already exists. Join it, or pick another name.',
-        room_not_found: 'There is no room with this name. It may have closed when its last member left.'
-    };
+    // This page's own sentence for a refusal, where it says more than the server's; else ''.
     // bad_invite: the server's own sentence says what to do (ask a member for a new one).
+    function friendly(code) {
+        switch (code) {
+        case 'address_in_use':
+            return i18n.t('This device already has a session in this room (maybe in another tab). Go back to that tab, or leave there first.');
+        case 'wrong_password':
+            return i18n.t('Wrong password for this room.');
+        case 'username_taken':
+            return i18n.t('Someone in this room already uses this name; pick another.');
+        case 'room_exists':
+            return i18n.t('A room with this name already exists. Join it, or pick another name.');
+        case 'room_not_found':
+            return i18n.t('There is no room with this name. It may have closed when its last member left.');
+        default:
+            return '';
+        }
+    }
 
-    var UNSUPPORTED = 'This browser cannot do the encryption Sealchat needs, so it cannot create or join ' +
-        'rooms. Please use a current version of Firefox, Chrome, Safari or Edge.';
+    function unsupported() {
+        return i18n.t('This browser cannot do the encryption Sealchat needs, so it cannot create or join rooms. Please use a current version of Firefox, Chrome, Safari or Edge.');
+    }
 
     function field(id) {
         return dom.byId(id);
@@ -47,13 +57,13 @@
     }
 
     function errorText(err) {
-        var text = FRIENDLY[err.code] || err.message || 'Something went wrong.';
+        var text = friendly(err.code) || err.message || i18n.t('Something went wrong.');
         if (err.code === 'address_in_use' && err.message) {
-            text = err.message + ' ' + FRIENDLY.address_in_use;
+            text = err.message + ' ' + friendly(err.code);
         }
         // banned and room_locked: the server's own sentence says why (and, for banned, when).
         if (err.retryAfter && err.code !== 'banned') {
-            text += ' Try again in ' + err.retryAfter + ' seconds.';
+            text += ' ' + i18n.n('Try again in {count} second.', 'Try again in {count} seconds.', err.retryAfter);
         }
         return text;
     }
@@ -101,7 +111,7 @@
     function setupCrypto(cb) {
         var meta = field('sealchat-crypto'), out = field('crypto-backend'), notice = field('crypto-notice');
         if (!root.SealCrypto) {
-            dom.setText(notice, UNSUPPORTED);
+            dom.setText(notice, unsupported());
             dom.show(notice, true);
             cb(null);
             return;
@@ -111,12 +121,12 @@
         root.SealCrypto.detect(function (backend) {
             if (out) {
                 out.setAttribute('data-backend', backend || 'none');
-                dom.setText(out, backend === 'webcrypto' ? 'Web Crypto (built into the browser)' :
-                    backend === 'fallback' ? 'compatibility mode (JavaScript; slower key derivation)' :
-                        'none available');
+                dom.setText(out, backend === 'webcrypto' ? i18n.t('Web Crypto (built into the browser)') :
+                    backend === 'fallback' ? i18n.t('compatibility mode (JavaScript; slower key derivation)') :
+                        i18n.t('none available'));
             }
             if (!backend && notice) {
-                dom.setText(notice, UNSUPPORTED);
+                dom.setText(notice, unsupported());
                 dom.show(notice, true);
             }
             cb(backend);
@@ -148,9 +158,9 @@
                 if (user && info.username_ok === false) {
                     hint('username-status', info.username_error, 'bad');
                 } else if (user && info.exists && !info.username_available) {
-                    hint('username-status', 'Someone in this room already uses this name.', 'bad');
+                    hint('username-status', i18n.t('Someone in this room already uses this name.'), 'bad');
                 } else if (user) {
-                    hint('username-status', 'This name is free.', 'ok');
+                    hint('username-status', i18n.t('This name is free.'), 'ok');
                 } else {
                     hint('username-status', '');
                 }
@@ -181,7 +191,7 @@
             var showing = input.getAttribute('type') === 'text';
             input.setAttribute('type', showing ? 'password' : 'text');
             button.setAttribute('aria-pressed', showing ? 'false' : 'true');
-            dom.setText(button, showing ? 'Show' : 'Hide');
+            dom.setText(button, showing ? i18n.t('Show') : i18n.t('Hide'));
         });
     }
 
@@ -203,15 +213,22 @@
     // until it is done, so there the line says so instead of guessing.
     function clockUi() {
         var elapsed = (dom.now() - deriving.t0) / 1000, left = remaining(elapsed, deriving.fraction),
-            text = dom.formatSpan(elapsed) + ' so far';
+            spent = dom.formatSpan(elapsed), text;
         if (left !== null) {
-            text += ', about ' + dom.formatSpan(left) + ' left';
+            text = i18n.t('{elapsed} so far, about {left} left', {elapsed: spent, left: dom.formatSpan(left)});
         } else if (engine === 'webcrypto') {
-            text += '; this browser\'s built-in engine does not say how far it is';
+            text = i18n.t('{elapsed} so far; this browser\'s built-in engine does not say how far it is',
+                {elapsed: spent});
         } else {
-            text += ', working out how long it takes…';
+            text = i18n.t('{elapsed} so far, working out how long it takes…', {elapsed: spent});
         }
         dom.setText(field('kdf-time'), text);
+    }
+
+    // "25%" as the page's language writes a percentage.
+    function percent(x) {
+        // TRANSLATORS: a percentage ("25%"); write it as your language does ("25 %", "%25").
+        return i18n.t('{percent}%', {percent: i18n.number(x)});
     }
 
     // Screen readers hear the start, and then each quarter with the time left.
@@ -222,8 +239,10 @@
         }
         deriving.said = quarter;
         left = remaining((dom.now() - deriving.t0) / 1000, fraction);
-        dom.setText(field('kdf-said'), (quarter * 25) + '% done' + (left !== null ? ', about ' +
-            dom.formatDuration(left) + ' left.' : '.'));
+        dom.setText(field('kdf-said'), left !== null ?
+            i18n.t('{percent} done, about {left} left.', {percent: percent(quarter * 25),
+                left: dom.formatDuration(left)}) :
+            i18n.t('{percent} done.', {percent: percent(quarter * 25)}));
     }
 
     // Web Crypto derives in one step: the bar stays indeterminate until a fraction is known.
@@ -235,11 +254,11 @@
         }
         if (fraction <= 0) {
             bar.removeAttribute('value');
-            dom.setText(field('kdf-percent'), 'working…');
+            dom.setText(field('kdf-percent'), i18n.t('working…'));
             return;
         }
         bar.value = pct;
-        dom.setText(field('kdf-percent'), pct + '%');
+        dom.setText(field('kdf-percent'), percent(pct));
     }
 
     // Scrolls as little as needed to show `first` to `last` (the progress and the form's buttons)
@@ -291,7 +310,7 @@
         }
         deriving.run.cancel();
         busy(false);
-        status('Stopped. Nothing was sent to the server: change what you need and try again.', true);
+        status(i18n.t('Stopped. Nothing was sent to the server: change what you need and try again.'), true);
         field('submit-button').focus();
     }
 
@@ -299,8 +318,8 @@
         var cancel = field('cancel-button');
         busy(true);
         deriving = {t0: dom.now(), fraction: 0, said: 0, run: null, timer: root.setInterval(clockUi, 1000)};
-        dom.setText(field('kdf-said'), 'Making the room key from the password. This can take a while on a slow ' +
-            'device; Cancel stops it.');
+        dom.setText(field('kdf-said'),
+            i18n.t('Making the room key from the password. This can take a while on a slow device; Cancel stops it.'));
         clockUi();
         if (cancel) {
             dom.show(cancel, true);
@@ -309,9 +328,7 @@
         deriving.run = root.SealCrypto.deriveKeys(password, salt, iter, roomId, kdf, progressUi, function (err, keys) {
             if (err) {
                 busy(false);
-                status(err.code === 'iter' || err.code === 'kdf' ?
-                    'This room uses settings this page cannot handle: ' + err.message + '.' :
-                    'Could not make the room key: ' + err.message);
+                status(deriveError(err, iter, kdf));
                 cb(null);
                 return;
             }
@@ -319,6 +336,24 @@
             stopClock();
             cb(keys);
         });
+    }
+
+    // Why the room key could not be made, in the page's language; the reason of an unexpected
+    // failure is the crypto engine's own (English) text.
+    function deriveError(err, iter, kdf) {
+        var SC = root.SealCrypto;
+        if (err.code === 'iter') {
+            return i18n.t('This room uses settings this page cannot handle: its key derivation asks for {iter} iterations, and this page accepts {min} to {max}.',
+                {iter: i18n.number(Number(iter) || 0), min: i18n.number(SC.MIN_ITER), max: i18n.number(SC.MAX_ITER)});
+        }
+        if (err.code === 'kdf') {
+            return i18n.t('This room uses settings this page cannot handle: the key derivation {kdf}, where this page knows only {known}.',
+                {kdf: String(kdf), known: SC.KDF});
+        }
+        if (err.code === 'unsupported') {
+            return unsupported();
+        }
+        return i18n.t('Could not make the room key: {reason}', {reason: err.message});
     }
 
     // sessionStorage gets the token, the names, the cursor and a vault sealed under this
@@ -335,7 +370,8 @@
             state = null;
             if (err) {
                 busy(false);
-                status('This tab could not keep the room key (' + err.message + '). Please try again.');
+                status(i18n.t('This tab could not keep the room key ({reason}). Please try again.',
+                    {reason: err.message}));
                 api.leave(resp.token, function () {});
                 return;
             }
@@ -372,28 +408,28 @@
                 return;
             }
             field('submit-button').disabled = false;
-            status('This tab is still in the room ' + saved.room + ' as ' + saved.username + '. Return to it ' +
-                'and leave there first, or use a new tab to enter another room. ');
+            status(i18n.t('This tab is still in the room {room} as {user}. Return to it and leave there first, or use a new tab to enter another room.',
+                {room: saved.room, user: saved.username}) + ' ');
             node = field('form-status');
             node.setAttribute('data-code', 'in_another_room');
-            node.appendChild(dom.el('a', {href: '/chat/' + encodeURIComponent(saved.room), text: 'Return to ' +
-                saved.room}));
+            node.appendChild(dom.el('a', {href: '/chat/' + encodeURIComponent(saved.room),
+                text: i18n.t('Return to {room}', {room: saved.room})}));
         });
     }
 
     function validate(needPassword) {
         if (!value('roomname')) {
-            status('Enter a room name.');
+            status(i18n.t('Enter a room name.'));
             field('roomname').focus();
             return false;
         }
         if (!value('username')) {
-            status('Enter your name.');
+            status(i18n.t('Enter your name.'));
             field('username').focus();
             return false;
         }
         if (needPassword && !field('password').value) {
-            status('Enter the room password.');
+            status(i18n.t('Enter the room password.'));
             field('password').focus();
             return false;
         }
@@ -410,11 +446,11 @@
                 return;
             }
             if (info.exists) {
-                hint('roomname-status', 'This room exists: join it with its password.', 'ok');
+                hint('roomname-status', i18n.t('This room exists: join it with its password.'), 'ok');
                 join.className = '';
                 create.className = 'secondary';
             } else {
-                hint('roomname-status', 'No room with this name yet: you can create it.', 'ok');
+                hint('roomname-status', i18n.t('No room with this name yet: you can create it.'), 'ok');
                 join.className = 'secondary';
                 create.className = '';
             }
@@ -426,13 +462,15 @@
         function showStrength() {
             var s = Seal.passwords.strength(pwInput.value);
             field('strength-bar').className = 'strength-bar strength-' + s.score;
-            hint('strength-text', pwInput.value ? 'Strength: ' + s.label + ' (about ' + s.bits + ' bits).' :
-                'Choose a long password, or generate one.', s.score >= 3 ? 'ok' : pwInput.value ? 'bad' : '');
+            hint('strength-text', pwInput.value ?
+                i18n.n('Strength: {label} (about {count} bit).', 'Strength: {label} (about {count} bits).', s.bits,
+                    {label: s.label}) :
+                i18n.t('Choose a long password, or generate one.'), s.score >= 3 ? 'ok' : pwInput.value ? 'bad' : '');
         }
         function generated(pw) {
             pwInput.value = pw;
             pwInput.setAttribute('type', 'text');
-            dom.setText(field('show-password'), 'Hide');
+            dom.setText(field('show-password'), i18n.t('Hide'));
             field('show-password').setAttribute('aria-pressed', 'true');
             showStrength();
         }
@@ -453,9 +491,10 @@
                 return;
             }
             if (info.exists) {
-                hint('roomname-status', 'A room with this name exists; join it instead, or pick another name.', 'bad');
+                hint('roomname-status', i18n.t('A room with this name exists; join it instead, or pick another name.'),
+                    'bad');
             } else {
-                hint('roomname-status', 'This room name is free.', 'ok');
+                hint('roomname-status', i18n.t('This room name is free.'), 'ok');
             }
         });
         dom.on(field('create-form'), 'submit', function (ev) {
@@ -513,11 +552,12 @@
                 return;
             }
             if (info.exists && info.locked) {
-                hint('roomname-status', 'Room found, but its host has locked it: nobody new can join now.', 'bad');
+                hint('roomname-status', i18n.t('Room found, but its host has locked it: nobody new can join now.'),
+                    'bad');
             } else if (info.exists) {
-                hint('roomname-status', 'Room found.', 'ok');
+                hint('roomname-status', i18n.t('Room found.'), 'ok');
             } else {
-                hint('roomname-status', 'There is no room with this name.', 'bad');
+                hint('roomname-status', i18n.t('There is no room with this name.'), 'bad');
             }
             needCode = !!(info.exists && info.join_code);
             dom.show(field('joincode-field'), needCode);
@@ -540,7 +580,7 @@
                     if (info.join_code && !value('joincode')) {
                         field('submit-button').disabled = false;
                         dom.show(field('joincode-field'), true);
-                        status('This room needs a join code.');
+                        status(i18n.t('This room needs a join code.'));
                         field('joincode').focus();
                         return;
                     }
@@ -577,9 +617,9 @@
             return;
         }
         note = dom.el('p', {className: 'notice', id: 'return-notice'}, [
-            'This tab is still in the room ' + saved.room + ' as ' + saved.username + '. ',
-            dom.el('a', {href: '/chat/' + encodeURIComponent(saved.room), text: 'Return to it'}),
-            '.'
+            i18n.t('This tab is still in the room {room} as {user}.', {room: saved.room, user: saved.username}) + ' ',
+            dom.el('a', {href: '/chat/' + encodeURIComponent(saved.room),
+                text: i18n.t('Return to {room}', {room: saved.room})})
         ]);
         main.insertBefore(note, main.firstChild);
     }

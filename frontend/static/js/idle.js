@@ -10,28 +10,50 @@
 
     var Seal = root.Seal;
     var dom = Seal.dom;
+    var i18n = Seal.i18n;
     var doc = root.document;
     var WARN_SECONDS = 30;
+    // Stands for the countdown in the translated sentence, which is then cut around it: the
+    // number goes into its own <strong>, wherever the language puts it.
+    var MARK = '\uE000';
     // Input only: 'scroll' and 'focus' also fire when the page scrolls to a new message by itself.
     var ACTIVITY = ['keydown', 'mousedown', 'mousemove', 'pointerdown', 'touchstart', 'wheel', 'input'];
 
     // opts: {timeout: seconds, onIdle: fn, container: node (where the warning goes)}. Returns {stop, reset}.
     function start(opts) {
         var timeoutMs = opts.timeout * 1000, warnMs = Math.min(WARN_SECONDS, opts.timeout / 2) * 1000;
-        var last = dom.now(), timer = null, stopped = false, warning = null, count = null, i;
+        var last = dom.now(), timer = null, stopped = false, warning = null, count = null, text = null, shown = null, i;
+
+        // The warning's sentence for `left` seconds, rebuilt only when its words change (another
+        // plural form); otherwise only the number changes, so screen readers do not repeat it all.
+        function showSeconds(left) {
+            var words = i18n.n('Nobody has used this page for a while. To keep the conversation from the next person at this device, it leaves the room in {seconds} second.',
+                'Nobody has used this page for a while. To keep the conversation from the next person at this device, it leaves the room in {seconds} seconds.',
+                left, {seconds: MARK}), at = words.indexOf(MARK);
+            dom.setText(count, i18n.number(left));
+            if (words === shown) {
+                return;
+            }
+            shown = words;
+            dom.clear(text);
+            if (at < 0) {
+                text.appendChild(doc.createTextNode(words + ' '));
+                return;
+            }
+            text.appendChild(doc.createTextNode(words.slice(0, at)));
+            text.appendChild(count);
+            text.appendChild(doc.createTextNode(words.slice(at + MARK.length) + ' '));
+        }
 
         function build() {
             var stay;
             count = dom.el('strong', {id: 'idle-seconds'});
+            text = dom.el('p', {id: 'idle-text'});
             stay = dom.el('button', {type: 'button', id: 'idle-stay', className: 'secondary small',
-                text: 'Stay in the room'});
+                text: i18n.t('Stay in the room')});
             warning = dom.el('div', {id: 'idle-warning', className: 'notice error idle-warning',
-                role: 'alertdialog', 'aria-live': 'assertive', 'aria-labelledby': 'idle-text'}, [
-                dom.el('p', {id: 'idle-text'}, ['Nobody has used this page for a while. To keep the ' +
-                    'conversation from the next person at this device, it leaves the room in ', count,
-                    ' seconds. ']),
-                stay
-            ]);
+                role: 'alertdialog', 'aria-live': 'assertive', 'aria-labelledby': 'idle-text'}, [text, stay]);
+            showSeconds(Math.ceil(warnMs / 1000));
             dom.show(warning, false);
             opts.container.insertBefore(warning, opts.container.firstChild);
             dom.on(stay, 'click', activity);
@@ -50,7 +72,7 @@
             }
             if (idle >= timeoutMs - warnMs) {
                 left = Math.ceil((timeoutMs - idle) / 1000);
-                dom.setText(count, String(left));
+                showSeconds(left);
                 dom.show(warning, true);
             } else {
                 dom.show(warning, false);

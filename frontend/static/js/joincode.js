@@ -8,7 +8,7 @@
     'use strict';
 
     var Seal = root.Seal;
-    var dom = Seal.dom, api = Seal.api;
+    var dom = Seal.dom, api = Seal.api, i18n = Seal.i18n;
     var doc = root.document;
     var RETRY_MS = 5000;
 
@@ -34,7 +34,8 @@
                 fetch();
                 return;
             }
-            dom.setText(ui.expires, 'New code in ' + left + ' s');
+            // TRANSLATORS: s for seconds.
+            dom.setText(ui.expires, i18n.t('New code in {seconds} s', {seconds: i18n.number(left)}));
             if (ui.progress) {
                 ui.progress.max = step;
                 ui.progress.value = left;
@@ -56,7 +57,7 @@
                     }
                     if (expiresAt <= dom.now()) {
                         dom.setText(ui.code, '······');
-                        dom.setText(ui.expires, 'Waiting for the server…');
+                        dom.setText(ui.expires, i18n.t('Waiting for the server…'));
                     }
                     later(fetch, RETRY_MS);
                     return;
@@ -92,7 +93,7 @@
     function fetchQr(token, cb) {
         var xhr = new root.XMLHttpRequest();
         if (!root.Blob || !root.URL || typeof root.URL.createObjectURL !== 'function') {
-            cb(api.makeError('unsupported', 'This browser cannot show the QR code.'));
+            cb(api.makeError('unsupported', i18n.t('This browser cannot show the QR code.')));
             return;
         }
         xhr.open('GET', '/api/joincode/qr', true);
@@ -106,7 +107,7 @@
             if (xhr.status === 200 && xhr.response) {
                 cb(null, root.URL.createObjectURL(xhr.response));
             } else {
-                cb(api.makeError('http', 'The QR code could not be loaded.', xhr.status));
+                cb(api.makeError('http', i18n.t('The QR code could not be loaded.'), xhr.status));
             }
         };
         xhr.send(null);
@@ -123,15 +124,16 @@
         code = dom.el('strong', {id: 'joincode-code', className: 'joincode-code', text: '······'});
         expires = dom.el('span', {id: 'joincode-expires', className: 'hint'});
         button = dom.el('button', {type: 'button', id: 'joincode-qr-button', className: 'secondary small',
-            text: 'Show QR code for an authenticator app'});
-        img = dom.el('img', {id: 'joincode-qr', className: 'joincode-qr', alt: 'QR code of the join-code secret, ' +
-            'for an authenticator app', width: '200', height: '200'});
+            text: i18n.t('Show QR code for an authenticator app')});
+        img = dom.el('img', {id: 'joincode-qr', className: 'joincode-qr',
+            alt: i18n.t('QR code of the join-code secret, for an authenticator app'), width: '200', height: '200'});
         dom.show(img, false);
-        box = dom.el('section', {id: 'joincode-panel', className: 'joincode', 'aria-label': 'Join code'}, [
-            dom.el('h2', {text: 'Join code'}),
+        box = dom.el('section', {id: 'joincode-panel', className: 'joincode', 'aria-label': i18n.t('Join code')}, [
+            dom.el('h2', {text: i18n.t('Join code')}),
             dom.el('p', null, [code, ' ', expires]),
-            dom.el('p', {className: 'hint', text: 'Joiners need the password and this code. Anyone who adds ' +
-                'the room to an authenticator app can read the codes there; keep that QR code private.'}),
+            dom.el('p', {className: 'hint', text: i18n.t(
+                'Joiners need the password and this code. Anyone who adds the room to an authenticator app can read the codes there; keep that QR code private.'
+            )}),
             button, img
         ]);
         dom.show(box, false);
@@ -146,19 +148,19 @@
             fetchQr(saved.token, function (err, url) {
                 button.disabled = false;
                 if (err) {
-                    dom.setText(button, 'QR code unavailable; try again');
+                    dom.setText(button, i18n.t('QR code unavailable; try again'));
                     return;
                 }
                 qrUrl = url;
                 img.src = url;
                 dom.show(img, true);
-                dom.setText(button, 'Hide QR code');
+                dom.setText(button, i18n.t('Hide QR code'));
             });
         }
         dom.on(button, 'click', function () {
             if (qrUrl && !img.hasAttribute('hidden')) {
                 dom.show(img, false);
-                dom.setText(button, 'Show QR code for an authenticator app');
+                dom.setText(button, i18n.t('Show QR code for an authenticator app'));
                 return;
             }
             showQr();

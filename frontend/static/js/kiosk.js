@@ -11,13 +11,13 @@
     'use strict';
 
     var Seal = root.Seal;
-    var dom = Seal.dom, SC = root.SealCrypto;
+    var dom = Seal.dom, SC = root.SealCrypto, i18n = Seal.i18n;
     var doc = root.document;
     var MAX_SHOWN = 200;
     var ENDED = {
-        session_expired: 'The server restarted, so the room is gone. Join again to show a room here.',
-        session_ended: 'This kiosk\'s session in the room has ended. Join again with the room password.',
-        token_invalid: 'The server did not accept this session any more. Join again with the room password.'
+        session_expired: i18n.t('The server restarted, so the room is gone. Join again to show a room here.'),
+        session_ended: i18n.t('This kiosk\'s session in the room has ended. Join again with the room password.'),
+        token_invalid: i18n.t('The server did not accept this session any more. Join again with the room password.')
     };
 
     var saved = Seal.session.load();
@@ -25,7 +25,7 @@
     var readOnly = doc.body.getAttribute('data-readonly') === 'true';
     var list = dom.byId('messages');
     var room = null, transport = null, leaving = false, codeWatch = null, wake = null, noKeyShown = false;
-    var WAITING = 'Waiting for the room key from the host…';
+    var WAITING = i18n.t('Waiting for the room key from the host…');
 
     function goJoin(message, roomName) {
         Seal.session.wipe();
@@ -42,7 +42,7 @@
         leaving = true;
         Seal.session.wipe();
         Seal.api.leave(token, function () {
-            goJoin('The kiosk left the room ' + other + ' to show this one.', urlRoom);
+            goJoin(i18n.t('The kiosk left the room {room} to show this one.', {room: other}), urlRoom);
         });
     }
 
@@ -71,24 +71,37 @@
             li.setAttribute('data-id', id);
         }
         if (from !== saved.username) {
-            dom.announce(from + ': ' + body);
+            // TRANSLATORS: what a screen reader says of a message: its sender, then its text.
+            dom.announce(i18n.t('{user}: {text}', {user: from, text: body}));
         }
         append(li);
     }
 
     function renderTransport(v) {
-        var node = dom.byId('transport-status'), how = v.mode === 'poll' ? 'long-poll' : 'WebSocket';
+        var node = dom.byId('transport-status'), text;
         node.setAttribute('data-transport', v.mode || '');
         node.setAttribute('data-state', v.state);
         node.setAttribute('title', v.detail || '');
-        dom.setText(node, v.state === 'connected' ? 'Live (' + how + ')' : v.state === 'closed' ? 'Disconnected' :
-            'Reconnecting…');
+        if (v.state === 'connected') {
+            text = v.mode === 'poll' ? i18n.t('Live (long-poll)') : i18n.t('Live (WebSocket)');
+        } else {
+            text = v.state === 'closed' ? i18n.t('Disconnected') : i18n.t('Reconnecting…');
+        }
+        dom.setText(node, text);
     }
 
     function renderLock(locked) {
         var node = dom.byId('k-lock-state');
         node.setAttribute('data-locked', locked ? 'true' : 'false');
-        dom.setText(node, locked ? 'Locked: nobody new can join' : 'Open to new members');
+        dom.setText(node, locked ? i18n.t('Locked: nobody new can join') : i18n.t('Open to new members'));
+    }
+
+    function lockNotice(locked, by) {
+        if (by) {
+            return locked ? i18n.t('{user} locked the room.', {user: by}) :
+                i18n.t('{user} unlocked the room.', {user: by});
+        }
+        return locked ? i18n.t('The host locked the room.') : i18n.t('The host unlocked the room.');
     }
 
     function renderKeyState(v) {
@@ -106,26 +119,29 @@
         if (v.type === 'text') {
             message(v.from, v.text, v.id);
         } else if (v.type === 'file-start') {
-            message(v.from, 'sends a file: ' + v.name + ' (' + dom.formatBytes(v.size) + ')', v.id);
+            // TRANSLATORS: after the sender's name, in a kiosk's conversation.
+            message(v.from, i18n.t('sends a file: {name} ({size})', {name: v.name, size: dom.formatBytes(v.size)}), v.id);
         } else if (v.type === 'file-abandoned') {
-            notice(v.name + ' from ' + v.from + ' did not arrive.', 'bad');
+            notice(i18n.t('{name} from {user} did not arrive.', {name: v.name, user: v.from}), 'bad');
         } else if (v.type === 'members') {
-            dom.setText(dom.byId('member-count'), String(v.members.length));
+            dom.setText(dom.byId('member-count'), i18n.number(v.members.length));
         } else if (v.type === 'joined') {
-            notice(v.user + ' joined');
+            notice(i18n.t('{user} joined', {user: v.user}));
         } else if (v.type === 'left') {
-            notice(v.user + (v.reason === 'timeout' ? ' was disconnected' : ' left'));
+            notice(v.reason === 'timeout' ? i18n.t('{user} was disconnected', {user: v.user}) :
+                i18n.t('{user} left', {user: v.user}));
         } else if (v.type === 'removed') {
-            notice(v.user + ' was removed from the room' + (v.by ? ' by ' + v.by + ', the host' : '') + '.', 'removed');
+            notice(v.by ? i18n.t('{user} was removed from the room by {host}, the host.', {user: v.user, host: v.by}) :
+                i18n.t('{user} was removed from the room.', {user: v.user}), 'removed');
         } else if (v.type === 'host') {
             if (!v.initial) {
-                notice((v.me ? 'This kiosk' : v.user) + ' is now the host.', 'host');
+                notice(v.me ? i18n.t('This kiosk is now the host.') : i18n.t('{user} is now the host.', {user: v.user}),
+                    'host');
             }
         } else if (v.type === 'locked' || v.type === 'unlocked') {
             renderLock(v.type === 'locked');
             if (!v.initial) {
-                notice((v.by || 'The host') + (v.type === 'locked' ? ' locked the room.' : ' unlocked the room.'),
-                    v.type === 'locked' ? 'locked' : 'locked unlocked');
+                notice(lockNotice(v.type === 'locked', v.by), v.type === 'locked' ? 'locked' : 'locked unlocked');
             }
         } else if (v.type === 'safety') {
             dom.setText(dom.byId('k-safety-code'), v.code || '…');
@@ -139,24 +155,28 @@
                 renderKeyState({usable: false, held: 0});
             }
         } else if (v.type === 'forged') {
-            message(v.from, 'Forged ' + (v.what === 'file' ? 'file' : 'message') + ': it does not come from ' + v.from +
-                ' as it claims, so it is not shown. Why: ' + v.reason + '.', null, 'forged');
+            message(v.from, v.what === 'file' ?
+                i18n.t('Forged file: it does not come from {user} as it claims, so it is not shown. Why: {reason}.',
+                    {user: v.from, reason: v.reason}) :
+                i18n.t('Forged message: it does not come from {user} as it claims, so it is not shown. Why: {reason}.',
+                    {user: v.from, reason: v.reason}), null, 'forged');
         } else if (v.type === 'key_changed') {
-            notice(v.user + '\'s keys changed; the new keys were refused.', 'bad');
+            notice(i18n.t('{user}\'s keys changed; the new keys were refused.', {user: v.user}), 'bad');
         } else if (v.type === 'bad_grant') {
-            notice('A room key from ' + v.from + ' was refused: ' + v.reason + '.', 'bad');
+            notice(i18n.t('A room key from {user} was refused: {reason}.', {user: v.from, reason: v.reason}), 'bad');
         } else if (v.type === 'gap') {
-            notice('Some messages were missed while the connection was away.', 'bad');
+            notice(i18n.t('Some messages were missed while the connection was away.'), 'bad');
         } else if (v.type === 'undecryptable') {
-            notice('A message from ' + v.from + ' could not be opened.', 'bad');
+            notice(i18n.t('A message from {user} could not be opened.', {user: v.from}), 'bad');
         } else if (v.type === 'error') {
             if (v.code === 'removed') {
                 terminal({code: 'removed', message: v.message, retryAfter: v.retryAfter});
                 return;
             }
-            notice('The server refused something: ' + (v.message || v.code), 'bad');
+            notice(i18n.t('The server refused something: {reason}', {reason: v.message || v.code}), 'bad');
         } else if (v.type === 'fatal') {
-            endUnusable('This device could not restore the room keys (' + v.message + '). Join again with the password.');
+            endUnusable(i18n.t('This device could not restore the room keys ({reason}). Join again with the password.',
+                {reason: v.message}));
         } else if (v.type === 'transport') {
             renderTransport(v);
         }
@@ -209,7 +229,7 @@
         leaving = true;
         dom.byId('leave-button').disabled = true;
         wipe();
-        Seal.session.flash('The kiosk left the room. Its conversation is gone from this device.');
+        Seal.session.flash(i18n.t('The kiosk left the room. Its conversation is gone from this device.'));
         Seal.api.leave(token, function () {
             root.location.replace('/');
         });
@@ -227,9 +247,13 @@
 
     function removedMessage(retryAfter) {
         var seconds = retryAfter || Number(((room && room.limits) || saved.limits || {}).kick_ban) || 0;
-        return 'The host removed you from this room. This kiosk may join it again ' + (seconds > 0 ?
-            'in ' + dom.formatWait(seconds) + '.' : 'once the host\'s ban ends (10 minutes, unless this server ' +
-            'is set otherwise).');
+        if (seconds > 0) {
+            return i18n.t('The host removed you from this room. This kiosk may join it again in {wait}.',
+                {wait: dom.formatWait(seconds)});
+        }
+        return i18n.t(
+            'The host removed you from this room. This kiosk may join it again once the host\'s ban ends (10 minutes, unless this server is set otherwise).'
+        );
     }
 
     function terminal(err) {
@@ -269,7 +293,7 @@
             input.value = '';
             room.sendText(text, function (err) {
                 if (err) {
-                    notice('Could not send: ' + err.message, 'bad');
+                    notice(i18n.t('Could not send: {reason}', {reason: err.message}), 'bad');
                 }
             });
         });
@@ -312,8 +336,8 @@
         var out = dom.byId('wakelock-state');
         wake = Seal.wakelock.keep(function (state) {
             out.setAttribute('data-state', state);
-            dom.setText(out, state === 'on' ? 'Screen stays on' : state === 'unsupported' ?
-                '' : 'Screen may turn off');
+            dom.setText(out, state === 'on' ? i18n.t('Screen stays on') : state === 'unsupported' ?
+                '' : i18n.t('Screen may turn off'));
         });
     }
 
@@ -354,7 +378,7 @@
     function boot() {
         var meta = dom.byId('sealchat-crypto'), out = dom.byId('crypto-backend');
         if (!saved) {
-            goJoin('Join the room on this device to show it as a kiosk.', urlRoom);
+            goJoin(i18n.t('Join the room on this device to show it as a kiosk.'), urlRoom);
             return;
         }
         if (!Seal.api.sameRoom(saved, urlRoom)) {
@@ -362,10 +386,12 @@
             return;
         }
         if (!saved.vault || typeof saved.roomId !== 'string') {
-            goJoin('This device\'s session was made by an older version of Sealchat. Join the room again.', saved.room);
+            goJoin(i18n.t('This device\'s session was made by an older version of Sealchat. Join the room again.'),
+                saved.room);
             return;
         }
-        doc.title = saved.room + ' - Sealchat kiosk';
+        // TRANSLATORS: the kiosk page's title.
+        doc.title = i18n.t('{room} - Sealchat kiosk', {room: saved.room});
         dom.setText(dom.byId('room-name'), saved.room);
         dom.on(dom.byId('leave-button'), 'click', leave);
         dom.on(root, 'pageshow', function (ev) {
@@ -380,7 +406,7 @@
         SC.detect(function (backend) {
             out.setAttribute('data-backend', backend || 'none');
             if (!backend) {
-                dom.setText(dom.byId('crypto-notice'), 'This browser cannot do the encryption Sealchat needs.');
+                dom.setText(dom.byId('crypto-notice'), i18n.t('This browser cannot do the encryption Sealchat needs.'));
                 dom.show(dom.byId('crypto-notice'), true);
                 return;
             }

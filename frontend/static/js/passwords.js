@@ -6,6 +6,7 @@
     'use strict';
 
     var Seal = root.Seal = root.Seal || {};
+    var i18n = Seal.i18n;
     var ALPHABET = 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_!?%+=';
     // Well-known passwords, alone or with a few digits or symbols appended; a longer password
     // that merely starts with one (a passphrase "dragon-...") is not discounted.
@@ -39,7 +40,6 @@
         'storm', 'sugar', 'summit', 'sun', 'swan', 'tango', 'teapot', 'thistle', 'thunder', 'tiger',
         'timber', 'toast', 'tomato', 'topaz', 'torch'
     ];
-    var LABELS = ['Too weak', 'Weak', 'Fair', 'Good', 'Strong'];
     var SEPARATORS = /[\s\-_.]+/;
     var LISTED = {};
     (function () {
@@ -48,6 +48,23 @@
             LISTED[WORDS[i]] = true;
         }
     }());
+
+    // The meter's word for a score from 0 to 4, in the page's language.
+    function label(score) {
+        switch (score) {
+        case 0:
+            // TRANSLATORS: the password strength meter's words, from the weakest to the strongest.
+            return i18n.t('Too weak');
+        case 1:
+            return i18n.t('Weak');
+        case 2:
+            return i18n.t('Fair');
+        case 3:
+            return i18n.t('Good');
+        default:
+            return i18n.t('Strong');
+        }
+    }
 
     function randomSource() {
         var c = root.crypto || root.msCrypto;
@@ -127,7 +144,7 @@
     function strength(pw) {
         var pool = 0, bits, unique = {}, u = 0, i, words, listed, score;
         if (!pw) {
-            return {score: 0, bits: 0, label: LABELS[0]};
+            return {score: 0, bits: 0, label: label(0)};
         }
         if (/[a-z]/.test(pw)) {
             pool += 26;
@@ -161,7 +178,7 @@
             bits = Math.min(bits, 10);
         }
         score = bits < 28 ? 0 : bits < 45 ? 1 : bits < 60 ? 2 : bits < 80 ? 3 : 4;
-        return {score: score, bits: Math.round(bits), label: LABELS[score]};
+        return {score: score, bits: Math.round(bits), label: label(score)};
     }
 
     Seal.passwords = {

@@ -25,6 +25,8 @@
     'use strict';
 
     var Seal = root.Seal;
+    // Reasons in view events are shown as they are: in the page's language.
+    var i18n = Seal.i18n;
     var SEEN_IDS = 50000;
     var FILE_IDLE_MS = 60000;
     var MAX_UNCONFIRMED = 4096; // frames kept for resending, and at most this many characters:
@@ -199,7 +201,7 @@
             if (i >= 0) {
                 this.members.splice(i, 1);
             }
-            this.abandonFrom(ev.user, 'the sender left');
+            this.abandonFrom(ev.user, i18n.t('the sender left'));
             if (ev.reason === 'kicked') {
                 this.emit({type: 'removed', user: ev.user, by: ev.by || null});
             } else {
@@ -357,7 +359,8 @@
                 self.touchFile(key);
                 return;
             }
-            self.abandonFile(key, 'nothing arrived for ' + Math.round(self.fileIdleMs / 1000) + ' seconds');
+            self.abandonFile(key, i18n.n('nothing arrived for {count} second', 'nothing arrived for {count} seconds',
+                Math.round(self.fileIdleMs / 1000)));
         }, this.fileIdleMs);
     };
 
@@ -423,8 +426,8 @@
         }
         if (peek && typeof peek.epoch === 'number') {
             if (ring.belowFloor(peek.epoch)) {
-                this.emit({type: 'undecryptable', from: sender, reason: 'it was sealed under a key older than ' +
-                    'the one this tab held when it reloaded (a late or replayed message)'});
+                this.emit({type: 'undecryptable', from: sender,
+                    reason: i18n.t('it was sealed under a key older than the one this tab held when it reloaded (a late or replayed message)')});
                 done();
                 return;
             }
@@ -445,7 +448,7 @@
                         ring.noteEpoch(peek.epoch); // signed by its sender: a real epoch this tab lacks
                     }
                     self.emit({type: 'undecryptable', from: sender, reason: err.code === 'nokey' ?
-                        'this tab has no key for it (sent under a key this member was not given)' : err.message});
+                        i18n.t('this tab has no key for it (sent under a key this member was not given)') : err.message});
                 }
                 done();
                 return;
@@ -468,7 +471,7 @@
                     text = null;
                 }
                 if (text === null) {
-                    self.emit({type: 'undecryptable', from: sender, reason: 'the text is not valid UTF-8'});
+                    self.emit({type: 'undecryptable', from: sender, reason: i18n.t('the text is not valid UTF-8')});
                 } else {
                     base.type = 'text';
                     base.text = text;
@@ -484,14 +487,14 @@
                         throw new Error('bad file metadata');
                     }
                 } catch (e) {
-                    self.emit({type: 'undecryptable', from: sender, reason: 'bad file metadata'});
+                    self.emit({type: 'undecryptable', from: sender, reason: i18n.t('bad file metadata')});
                     done();
                     return;
                 }
                 // The size is the sender's claim: one beyond the room's limit can never arrive.
                 if (self.limits.max_file_bytes && meta.size > self.limits.max_file_bytes) {
                     self.emit({type: 'undecryptable', from: sender, fileId: meta.file_id,
-                        reason: 'the file claims to be larger than this room allows'});
+                        reason: i18n.t('the file claims to be larger than this room allows')});
                     done();
                     return;
                 }
@@ -508,7 +511,7 @@
                 base.fileId = meta.file_id;
                 self.emit(base);
             } else {
-                self.emit({type: 'undecryptable', from: sender, reason: 'a message of a kind this page does not know'});
+                self.emit({type: 'undecryptable', from: sender, reason: i18n.t('a message of a kind this page does not know')});
             }
             done();
         });
@@ -534,8 +537,8 @@
                 self.abandonFile(key, null);
                 if (err.code === 'forged') {
                     self.emit({type: 'forged', from: sender, what: 'file', fileId: ev.file, name: incoming.meta.name,
-                        reason: 'a piece of the file ' + incoming.meta.name + ' is not signed by ' + sender + ': ' +
-                            err.message});
+                        reason: i18n.t('a piece of the file {name} is not signed by {user}: {reason}',
+                            {name: incoming.meta.name, user: sender, reason: err.message})});
                 } else {
                     self.emit({type: 'undecryptable', from: sender, reason: err.message, fileId: ev.file});
                 }
@@ -555,7 +558,7 @@
                 total += incoming.parts[i].length;
             }
             if (total !== incoming.meta.size) {
-                self.emit({type: 'undecryptable', from: sender, reason: 'file size mismatch', fileId: ev.file});
+                self.emit({type: 'undecryptable', from: sender, reason: i18n.t('file size mismatch'), fileId: ev.file});
                 done();
                 return;
             }
@@ -724,7 +727,7 @@
         var self = this, sc = this.sc, limit = this.limits.max_file_bytes;
         if (limit && bytes.length > limit) {
             root.setTimeout(function () {
-                cb(Seal.api.makeError('too_large', 'Files may be at most ' + Seal.dom.formatBytes(limit) + '.'));
+                cb(Seal.api.makeError('too_large', i18n.t('Files may be at most {size}.', {size: i18n.size(limit)})));
             }, 0);
             return;
         }

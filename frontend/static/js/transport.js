@@ -12,7 +12,7 @@
     'use strict';
 
     var Seal = root.Seal;
-    var api = Seal.api;
+    var api = Seal.api, i18n = Seal.i18n;
 
     var WS_OPEN_TIMEOUT_MS = 8000;
     var WS_FAILURES_BEFORE_POLL = 2;
@@ -58,7 +58,8 @@
 
     Transport.prototype.start = function () {
         if (this.forcePoll || !this.wsAvailable()) {
-            this.startPoll(this.forcePoll ? 'long-poll chosen in settings' : 'this browser has no WebSocket');
+            this.startPoll(this.forcePoll ? i18n.t('long-poll chosen in settings') :
+                i18n.t('this browser has no WebSocket'));
         } else {
             this.connectWs(false);
         }
@@ -118,14 +119,14 @@
         try {
             ws = new root.WebSocket(wsUrl());
         } catch (e) {
-            this.wsFailed(probe, 'WebSocket could not be opened');
+            this.wsFailed(probe, i18n.t('WebSocket could not be opened'));
             return;
         }
         this.ws = ws;
         this.later('wsOpen', function () {
             if (!welcomed && this.ws === ws) {
                 this.detachWs(ws);
-                this.wsFailed(probe, 'WebSocket did not connect in time');
+                this.wsFailed(probe, i18n.t('WebSocket did not connect in time'));
             }
         }, WS_OPEN_TIMEOUT_MS);
         ws.onopen = function () {
@@ -182,27 +183,30 @@
             self.cancel('wsOpen');
             if (code === CLOSE_REFUSED || (lastError && api.TERMINAL[lastError.code])) {
                 self.terminal(api.makeError(lastError ? lastError.code : 'token_invalid',
-                    lastError ? lastError.message : 'The server refused this session.', 401));
+                    lastError ? lastError.message : i18n.t('The server refused this session.'), 401));
                 return;
             }
             if (code === CLOSE_REMOVED) {
                 self.terminal(api.makeError('removed', lastError && lastError.code === 'removed' ?
-                    lastError.message : 'The host removed you from this room.', 401, lastError && lastError.retry_after));
+                    lastError.message : i18n.t('The host removed you from this room.'), 401,
+                    lastError && lastError.retry_after));
                 return;
             }
             if (code === CLOSE_ENDED) {
-                self.terminal(api.makeError('session_ended', 'This session has ended; join the room again.', 401));
+                self.terminal(api.makeError('session_ended',
+                    i18n.t('This session has ended; join the room again.'), 401));
                 return;
             }
             if (code === CLOSE_REPLACED) {
-                self.terminal(api.makeError('replaced', 'This conversation was opened in another tab or window, ' +
-                    'which took it over. Close this tab, or leave there.', 0));
+                self.terminal(api.makeError('replaced', i18n.t(
+                    'This conversation was opened in another tab or window, which took it over. Close this tab, or leave there.'
+                ), 0));
                 return;
             }
             if (welcomed) {
                 self.wsDropped();
             } else {
-                self.wsFailed(probe, 'WebSocket could not connect');
+                self.wsFailed(probe, i18n.t('WebSocket could not connect'));
             }
         };
     };
@@ -244,7 +248,7 @@
         }
         this.wsDrops = kept;
         if (kept.length >= WS_DROPS_BEFORE_POLL) {
-            this.startPoll('the WebSocket connection keeps dropping');
+            this.startPoll(i18n.t('the WebSocket connection keeps dropping'));
             return;
         }
         this.retryWs();
@@ -253,7 +257,7 @@
     Transport.prototype.retryWs = function () {
         var delay = this.backoff;
         this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
-        this.setState('reconnecting', 'WebSocket lost');
+        this.setState('reconnecting', i18n.t('WebSocket lost'));
         this.later('reconnect', function () {
             this.connectWs(false);
         }, delay);
@@ -443,7 +447,7 @@
             if (this.ws) {
                 this.detachWs(this.ws);
             }
-            this.startPoll('long-poll chosen in settings');
+            this.startPoll(i18n.t('long-poll chosen in settings'));
         } else if (!force && this.mode === 'poll' && this.wsAvailable()) {
             this.wsFailures = 0;
             this.wsDrops = [];
