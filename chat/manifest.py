@@ -262,6 +262,7 @@ async def build_async(release: Optional[str] = None) -> Manifest:
     """The manifest of this package's frontend, served in memory; needs a running event loop."""
     from chat.app import make_app
     from chat.assets import UNMINIFIED_DIRS
+    from chat.catalogs import DEFAULT, LOCALES, bcp47
     from chat.config import Settings
     from handlers.pages import WORKER_SCRIPT, PageHandler
     from handlers.routes import routes
@@ -271,7 +272,9 @@ async def build_async(release: Optional[str] = None) -> Manifest:
     apps = {"http": make_app(Settings()), "https": make_app(Settings(certfile="-", keyfile="-"))}
     try:
         assets = apps["http"].settings["assets"]
-        wanted = [("page", path, path) for path in page_paths(routes(), PageHandler)]
+        # Every page in every language: `?lang=` asks for one whatever the client's cookie or headers.
+        wanted = [("page", path + query, path + query) for path in page_paths(routes(), PageHandler)
+                  for query in [""] + [f"?lang={bcp47(code)}" for code in LOCALES if code != DEFAULT]]
         wanted += [(asset_kind(name, WORKER_SCRIPT, UNMINIFIED_DIRS), name, assets.url(name))
                    for name in sorted(assets.names())]
         entries, bodies = [], {}

@@ -1,4 +1,5 @@
-"""The page's language: the device's choice (a cookie the switcher sets), else Accept-Language."""
+"""The page's language: a link's `?lang=`, else the device's choice (a cookie the switcher sets),
+else Accept-Language."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -16,10 +17,12 @@ class LanguageMixin:
     """For pages, JSON answers and WebSocket frames alike: `self.locale` is the user's language."""
 
     get_cookie: Any
+    get_query_argument: Any
     locale: Any
 
     def get_user_locale(self) -> Optional[tornado.locale.Locale]:
-        code = _BY_TAG.get((self.get_cookie(COOKIE) or "").lower())
+        asked = self.get_query_argument("lang", "") or self.get_cookie(COOKIE) or ""
+        code = _BY_TAG.get(asked.lower())
         # None: Tornado then reads Accept-Language (get_browser_locale).
         return tornado.locale.get(code) if code else None
 

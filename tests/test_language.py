@@ -45,6 +45,9 @@ async def test_the_devices_choice_wins_over_accept_language(http_server, base_ur
     assert re.search(r'<option value="ar" lang="ar" selected>', page), "the switcher shows the choice"
     page = await fetch(base_url + "/login", **{"Accept-Language": "pl", "Cookie": "sealchat_lang=xx-bogus"})
     assert html_tag(page)["lang"] == "pl", "an unknown choice falls back to Accept-Language"
+    page = await fetch(base_url + "/login?lang=uk&roomname=a",
+                       **{"Accept-Language": "pl", "Cookie": "sealchat_lang=ar"})
+    assert html_tag(page) == {"lang": "uk", "dir": "ltr"}, "a link's ?lang= wins (sealchat verify uses it)"
 
 
 @pytest.mark.gen_test
