@@ -11,6 +11,7 @@ from typing import Any, Optional, Type, Union
 from urllib.parse import urlsplit
 
 import tornado.web
+from tornado import httputil
 from tornado.log import app_log, gen_log
 
 from chat.addresses import client_address
@@ -75,9 +76,7 @@ class SealchatMixin(LanguageMixin):
     clear_header: Any
     send_error: Any
     _finished: bool
-    _status_code: int
-    _reason: str
-    _headers: Any
+    get_status: Any
     _write_buffer: list
 
     @property
@@ -160,6 +159,8 @@ class SealchatMixin(LanguageMixin):
         except tornado.web.HTTPError:
             raise ChatError("xsrf", N_("Missing or wrong XSRF token; reload the page.")) from None
 
+    # Tornado has no public hook for an exception raised by a handler, nor a public "finished"
+    # flag; these two names are the only private parts of Tornado this project uses.
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ChatError) and not self._finished:
             self.answer_refusal(e)
@@ -188,25 +189,26 @@ class SealchatMixin(LanguageMixin):
             err = exc
         else:
             code = HTTP_CODES.get(status_code, "internal")
-            err = ChatError(code, INTERNAL_MESSAGE if code == "internal" else self._reason)
+            reason = getattr(exc, "reason", None) or httputil.responses.get(status_code, "")
+            err = ChatError(code, INTERNAL_MESSAGE if code == "internal" else reason)
+        self.write_refusal(err)
+
+    def write_refusal(self, err: ChatError) -> "Future[None]":
+        """The one place a refusal's body is written: typed JSON in the reader's language."""
         if err.retry_after is not None:
             self.set_header("Retry-After", str(err.retry_after))
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(err.to_dict(self.locale.translate), ensure_ascii=False))
+        return super().finish(json.dumps(err.to_dict(self.locale.translate), ensure_ascii=False))  # type: ignore[misc]
 
     def finish(self, chunk: Union[str, bytes, dict, None] = None) -> "Future[None]":
         """Refusals Tornado writes itself as text (the WebSocket handshake's checks, its 426 with
         no body at all) go out as typed JSON errors like every other refusal."""
-        if self._status_code >= 400 and not isinstance(chunk, dict) \
-                and self._headers.get("Content-Type", "").startswith("text/html"):
-            status = self._status_code
+        status = self.get_status()
+        if status >= 400 and not isinstance(chunk, dict):
             code = "bad_frame" if status in HANDSHAKE_MESSAGES else HTTP_CODES.get(status, "internal")
-            message = HANDSHAKE_MESSAGES.get(status) or self._reason
-            if code == "internal":
-                message = INTERNAL_MESSAGE
-            self._write_buffer = []
-            self.set_header("Content-Type", "application/json; charset=utf-8")
-            chunk = json.dumps(ChatError(code, message).to_dict(self.locale.translate), ensure_ascii=False)
+            message = HANDSHAKE_MESSAGES.get(status) or httputil.responses.get(status, "")
+            # Tornado hands its text to finish() itself, so nothing of it is buffered yet.
+            return self.write_refusal(ChatError(code, INTERNAL_MESSAGE if code == "internal" else message))
         return super().finish(chunk)  # type: ignore[misc]
 
 

@@ -75,9 +75,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
             if exc.code == "rate_limited":
                 self.security_event(exc.code)
             self.set_status(exc.status)
-            if exc.retry_after is not None:
-                self.set_header("Retry-After", str(exc.retry_after))
-            self.finish(exc.to_dict(self.locale.translate))
+            self.write_refusal(exc)
             return
         await super().get(*args, **kwargs)
 
