@@ -10,6 +10,8 @@ import pathlib
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
+from .errors import Translate
+
 MEASUREMENT = pathlib.Path(__file__).resolve().parents[1] / "frontend" / "slow-device.json"
 
 
@@ -37,10 +39,6 @@ class SlowDeviceWaits:
         except KeyError:
             raise MeasurementError(f"{MEASUREMENT.name} has no wait for {rounds} rounds: run "
                                    "scripts/measure_slow_device.py") from None
-
-
-# Tornado's `_` (locale.translate): (message, plural_message=None, count=None) -> str.
-Translate = Callable[..., str]
 
 
 def untranslated(message: str, plural_message: Optional[str] = None, count: Optional[int] = None) -> str:
