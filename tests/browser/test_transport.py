@@ -54,6 +54,7 @@ def stage(pages) -> object:
     page = pages.page()
     page.goto("about:blank")
     page.add_script_tag(content=STAGE)
+    page.add_script_tag(content=(JS / "i18n.js").read_text())  # the words transport.js shows
     page.add_script_tag(content=(JS / "transport.js").read_text())
     return page
 
