@@ -83,7 +83,7 @@ def test_create_page_states_the_measured_wait_of_each_choice(pages, shared_serve
         expect(note).to_have_text(f"A slow phone waits {slowdevice.spoken(wait.slow_phone_seconds)} to join; "
                                   f"a computer, {slowdevice.spoken(wait.this_computer_seconds)}.")
     expect(page.locator("#waits-measured")).to_contain_text(measured.measured)
-    expect(page.locator("#waits-measured")).to_have_attribute("title", measured.slow_phone)
+    expect(page.locator("#waits-measured")).to_have_attribute("data-slow-phone", measured.slow_phone)
     pages.check_clean()
 
 
