@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import urllib.request
 from typing import Dict, List, Tuple
 
 from playwright.sync_api import sync_playwright
+from local_server import start_server  # scripts/local_server.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -172,23 +172,6 @@ PART_2 = "async ({runs, members}) => {" + PRELUDE + r"""
 }
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server() -> Tuple[subprocess.Popen, str]:
-    """The real server on 127.0.0.1, on a port of its own; returns the process and its base URL."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_server.py"), "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline() if proc.stdout else ""
-    if "listening" not in line:
-        proc.terminate()
-        raise SystemExit(f"the server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def chat_page_scripts(base: str) -> Tuple[List[Tuple[str, str]], Dict[str, str]]:

@@ -27,7 +27,6 @@ import os
 import pathlib
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Dict, List, Tuple
 from urllib.parse import quote
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from local_server import start_server  # scripts/local_server.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "frontend" / "slow-device.json"
@@ -60,24 +60,6 @@ delete window.Worker;
 SLOW_PHONE = ("Chromium with --js-flags=--jitless, CPU throttled 4x (DevTools Emulation.setCPUThrottlingRate), "
               "without WebSocket, Web Crypto, Promise, fetch, TextEncoder or Worker")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server() -> Tuple[subprocess.Popen, str]:
-    """The real server on 127.0.0.1, on a port of its own; returns the process and its base URL."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_server.py"), "--host", "127.0.0.1", "--port", str(port),
-                             "--allow-shared-address"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline() if proc.stdout else ""
-    if "listening" not in line:
-        proc.terminate()
-        raise SystemExit(f"the server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def choices(base: str) -> List[int]:
@@ -160,7 +142,7 @@ def main(argv: List[str]) -> int:
     ap.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
     args = ap.parse_args(argv)
     load_before = os.getloadavg()
-    proc, base = start_server()
+    proc, base = start_server("--allow-shared-address")
     try:
         waits = measure(args.chromium, base, args.runs)
     finally:

@@ -120,7 +120,8 @@ def test_an_invite_minted_on_the_page_lets_one_person_past_an_emptied_room_bucke
     link = f"{base}/login?roomname={quote(room)}&invite={code}"
     expect(alice.locator("#invite-link")).to_have_text(link)
     expect(box).to_have_attribute("data-link", link)
-    expect(alice.locator("#invite-expiry")).to_contain_text(re.compile(r"Valid once, for 10 minutes .*until \d{1,2}:\d\d"))
+    expect(alice.locator("#invite-expiry")).to_contain_text(
+        re.compile(r"Valid once, for 10 minutes .*until \d{1,2}:\d\d"))
     expect(alice.get_by_role("button", name="Invite someone")).to_be_enabled()
 
     # bob follows the link while the bucket is still empty: he gets in.
