@@ -218,9 +218,10 @@ class Admission:
         self.security.record(reason, address, room.room_id)
         self._guessed(room)
 
-    def ban_keys(self, username_key: str, address: str) -> List[str]:
-        """What a removal keeps out: the username, and the address unless addresses are shared."""
-        out = ["user:" + username_key]
+    def ban_keys(self, username: str, address: str) -> List[str]:
+        """What a removal keeps out: the username and its look-alikes (by the name as the member
+        wrote it), and the address unless addresses are shared."""
+        out = ["user:" + names.username_key(username), "name:" + username]
         if not self.settings.allow_shared_address:
             out.append("addr:" + throttle_key(address))
         return out
@@ -242,7 +243,11 @@ class Admission:
 
     def _check_ban(self, room: "Room", user: str, address: str) -> None:
         now = self.clock()
-        until = max((room.bans.get(k, 0.0) for k in self.ban_keys(names.username_key(user), address)), default=0.0)
+        until = max((room.bans.get(k, 0.0) for k in self.ban_keys(user, address)), default=0.0)
+        banned = [key[5:] for key, end in room.bans.items() if key.startswith("name:") and end > now]
+        like = names.look_alike(user, banned)  # "ВОВ" for a removed "bob": another script, same look
+        if like is not None:
+            until = max(until, room.bans["name:" + like])
         if until > now:
             wait = max(1, math.ceil(until - now))
             self.security.record("banned", address, room.room_id)

@@ -369,7 +369,7 @@ class RoomTable:
             raise ChatError("not_member", N_("There is no other member of this room by that name."), ref=ref)
         now, ban = self.clock(), self.settings.kick_ban
         if ban > 0:
-            for key in self.admission.ban_keys(target.key, target.address):
+            for key in self.admission.ban_keys(target.username, target.address):
                 room.bans[key] = max(now + ban, room.bans.get(key, 0.0))
         # Its requests are told why for the ban, and at least as long as a poll may be in flight.
         room.removed[target.session_id] = now + max(ban, self.settings.presence_timeout)
