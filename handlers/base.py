@@ -77,7 +77,6 @@ class SealchatMixin(LanguageMixin):
     send_error: Any
     _finished: bool
     get_status: Any
-    _write_buffer: list
 
     @property
     def rooms(self) -> RoomTable:
