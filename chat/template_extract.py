@@ -18,6 +18,7 @@ _DIRECTIVE = re.compile(r"^\s*(?:raw|set|if|elif|for|while|apply|module|from|imp
 
 def extract_tornado(fileobj: IO[bytes], keywords: Mapping[str, Any], comment_tags: Collection[str],
                     options: Mapping[str, Any]) -> Iterator[Tuple[int, str, Any, list]]:
+    """Babel's extraction-method interface: (line, function, message(s), comments) per call."""
     text = fileobj.read().decode(options.get("encoding", "utf-8"))
     for block in _BLOCK.finditer(text):
         code = _DIRECTIVE.sub("", block.group(1) if block.group(1) is not None else block.group(2), count=1)
