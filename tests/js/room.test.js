@@ -418,8 +418,8 @@ test('the resend list is bounded', async () => {
   assert.ok(alice.room.unconfirmed.id4999, 'the newest are kept');
 });
 
-test('an unfinished file is abandoned when its sender leaves', async () => {
-  const { hub, SC, alice, bob } = await roomOf(['alice', 'bob', 'carol']);
+// Bob starts a two-chunk file, sends its start only, and leaves: what alice's room says of it.
+async function fileAbandonedByItsSender({ hub, SC, alice, bob }) {
   const ep = alice.room.ring.usable();
   const fileId = SC.b64u(SC.randomBytes(16));
   const meta = { file_id: fileId, name: 'big.bin', mime: 'application/octet-stream', size: 300000, chunks: 2 };
@@ -428,9 +428,15 @@ test('an unfinished file is abandoned when its sender leaves', async () => {
   await until(() => of(alice, 'file-start').length === 1, 'file-start');
   hub.leave('bob');
   const gone = await until(() => of(alice, 'file-abandoned')[0], 'file-abandoned');
+  return { fileId, gone };
+}
+
+test('an unfinished file is abandoned when its sender leaves', async () => {
+  const room = await roomOf(['alice', 'bob', 'carol']);
+  const { fileId, gone } = await fileAbandonedByItsSender(room);
   assert.equal(gone.fileId, fileId);
   assert.match(gone.reason, /left/);
-  assert.deepEqual(Object.keys(alice.room.files), []);
+  assert.deepEqual(Object.keys(room.alice.room.files), []);
 });
 
 test('reasons and refusals the room makes are in the page\'s language', async () => {
@@ -443,15 +449,9 @@ test('reasons and refusals the room makes are in the page\'s language', async ()
       '{size} MB': '{size} MB',
     },
   };
-  const { hub, SC, alice, bob } = await roomOf(['alice', 'bob', 'carol'], { catalog });
-  const ep = alice.room.ring.usable();
-  const fileId = SC.b64u(SC.randomBytes(16));
-  const meta = { file_id: fileId, name: 'big.bin', mime: 'application/octet-stream', size: 300000, chunks: 2 };
-  const envl = await new Promise((res, rej) => SC.seal(ep, bob.room.ring.session, 'bob', 'file', SC.utf8(JSON.stringify(meta)), (e, v) => (e ? rej(e) : res(v))));
-  hub.publish({ type: 'msg', from: 'bob', env: envl });
-  await until(() => of(alice, 'file-start').length === 1, 'file-start');
-  hub.leave('bob');
-  const gone = await until(() => of(alice, 'file-abandoned')[0], 'file-abandoned');
+  const room = await roomOf(['alice', 'bob', 'carol'], { catalog });
+  const { alice } = room;
+  const { gone } = await fileAbandonedByItsSender(room);
   assert.equal(gone.reason, 'nadawca wyszedł');
 
   alice.room.limits = { max_file_bytes: 1572864 };
