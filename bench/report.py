@@ -188,6 +188,8 @@ def _ramp_verdicts(sc: Scenario, r: Dict[str, Any], ws: Optional[Dict[str, Any]]
         ratio = _ratio(mine["server_cpu_us_per_delivery"] if mine else None,
                        theirs["server_cpu_us_per_delivery"] if theirs else None)
         detail = ("no ws step in this run" if theirs is None else "no sealchat step" if mine is None else
+                  "no CPU per delivery at that step (a server's CPU reading rounded to nothing)"
+                  if ratio is None else
                   f"{ratio:.2f}x: {mine['server_cpu_us_per_delivery']} us against ws's "
                   f"{theirs['server_cpu_us_per_delivery']} us"
                   + ("" if mine["sustained"] else f" (sealchat not sustained there: {mine['stopped_by']})"))

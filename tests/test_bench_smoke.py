@@ -93,3 +93,19 @@ def test_bench_help_lists_scenarios() -> None:
     assert proc.returncode == 0
     for name in ("fanout", "fanout-max", "rooms", "poll", "idle", "image", "--quick", "--scenario", "ws"):
         assert name in proc.stdout
+
+
+def test_a_ramp_step_without_a_cpu_reading_is_reported_not_crashed() -> None:
+    """A step too short for the server's CPU clock to tick gives no ratio; the report says so."""
+    from bench.report import verdicts
+    from bench.scenarios import select
+
+    (ramp,) = select(["fanout-max"], quick=True)
+    step = {"offered_msgs_per_s": ramp.cpu_at, "server_cpu_us_per_delivery": 0.0, "sustained": True,
+            "stopped_by": None, "latency_ms": {"p99": 1.0}, "lost": 0}
+    ramp_result = {"max_sustained_deliveries_per_s": 100.0, "max_sustained_measured_deliveries_per_s": 100.0,
+                   "generator_cpu_util_at_end": 0.1, "stopped_by": None, "steps": [step],
+                   "lost": 0, "duplicated": 0, "errors": 0, "verify_failures": 0}
+    results = [dict(ramp_result, scenario="fanout-max", server=server) for server in ("sealchat", "ws")]
+    found = [v for v in verdicts([ramp], results) if "CPU per delivery" in v["target"]]
+    assert [(v["met"], v["detail"].startswith("no CPU per delivery")) for v in found] == [(False, True)]
