@@ -1,8 +1,10 @@
 """HTML pages (create, join, chat) and the content-hashed static assets they load."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from babel.dates import format_date
 from babel.numbers import format_decimal
 
 from chat.assets import CACHE_CONTROL, Assets
@@ -46,6 +48,7 @@ class PageHandler(BaseHandler):
         scripts = [(assets.url(n), assets.integrity(n)) for n in names]
         self.render(self.template, page=self.page, assets=assets, scripts=scripts, **language,
                     format_number=lambda n: format_decimal(n, locale=language["locale_code"]),
+                    format_day=lambda iso: format_date(date.fromisoformat(iso), "long", locale=language["locale_code"]),
                     vendor_url=assets.url(VENDOR_SCRIPT), vendor_integrity=assets.integrity(VENDOR_SCRIPT),
                     worker_url=assets.url(WORKER_SCRIPT), worker_integrity=assets.integrity(WORKER_SCRIPT),
                     prefill_room=self.get_query_argument("roomname", ""),

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import date
 from urllib.parse import quote
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
+from babel.dates import format_date
 from playwright.sync_api import expect
 
 from chat import slowdevice
@@ -82,7 +84,8 @@ def test_create_page_states_the_measured_wait_of_each_choice(pages, shared_serve
         note = page.locator("#" + radio.get_attribute("aria-describedby"))
         expect(note).to_have_text(f"A slow phone waits {slowdevice.spoken(wait.slow_phone_seconds)} to join; "
                                   f"a computer, {slowdevice.spoken(wait.this_computer_seconds)}.")
-    expect(page.locator("#waits-measured")).to_contain_text(measured.measured)
+    expect(page.locator("#waits-measured")).to_contain_text(  # the day as English writes it
+        format_date(date.fromisoformat(measured.measured), "long", locale="en"))
     expect(page.locator("#waits-measured")).to_have_attribute("data-slow-phone", measured.slow_phone)
     pages.check_clean()
 
