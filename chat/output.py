@@ -16,8 +16,9 @@ what is really allocated:
   room's many senders) leave in one write and one system call per member instead of one each.
 - A long-poll answer is one private object of its size, charged until the write of it is flushed.
 
-A write is known to be flushed when the Future IOStream.write() (or RequestHandler.finish())
-returns resolves; nothing here reads IOStream internals.
+A write is known to be flushed when the kernel took it at once, or when the Future that
+IOStream.write() (or RequestHandler.finish()) returns resolves; nothing here reads IOStream
+internals.
 
 Caps: a WebSocket more than `connection_cap` bytes behind is cut off; a long-poll answer holds at
 most `answer_bytes` of events (the client continues from its cursor); an address's pending
@@ -164,37 +165,45 @@ class TurnFlush:
 
 
 class Output:
-    """What one connection has queued and not yet had written, charged to the budget."""
+    """What one connection has queued and not yet had written, charged to the budget.
+
+    `backlog` is exact at every moment; the budget's per-address sum learns of it through
+    `_report()`, which a PushOutput calls once per pump rather than once per frame.
+    """
+
+    __slots__ = ("budget", "key", "backlog", "reported", "inflight", "cut_off", "closed")
 
     def __init__(self, budget: OutputBudget, address: str) -> None:
         self.budget = budget
         self.key = throttle_key(address)
         self.backlog = 0  # bytes the client has yet to receive (shared ones at full size)
+        self.reported = 0  # of `backlog`, what the budget's per-address sum holds
         self.inflight = 0  # of what is charged, the part handed to the IOStream
         self.cut_off = False
         self.closed = False
         budget.register(self)
 
-    def _grow(self, n: int) -> None:
-        self.backlog += n
-        self.budget.backlog_changed(self, n)
-
-    def _shrink(self, n: int) -> None:
-        self.backlog -= n
-        self.budget.backlog_changed(self, -n)
+    def _report(self) -> None:
+        delta = self.backlog - self.reported
+        if delta:
+            self.reported = self.backlog
+            self.budget.backlog_changed(self, delta)
 
     def _written(self, n: int, shared: Optional[bytes], charged: int, _fut: object = None) -> None:
         """One write was flushed (or failed with its stream): what it held goes back."""
-        self._shrink(n)
+        budget = self.budget
+        self.backlog -= n
         self.inflight -= charged
         if self.cut_off:
-            self.budget.doomed -= charged
+            budget.doomed -= charged
         if shared is not None:
-            self.budget.drop(shared)
-        self.budget.release(charged - (len(shared) if shared is not None else 0))
-        if self.backlog == 0 and self.closed:
-            self.budget.unregister(self)
+            budget.drop(shared)
+            charged -= len(shared)
+        budget.release(charged)
         self._after_write()
+        self._report()
+        if self.backlog == 0 and self.closed:
+            budget.unregister(self)
 
     def _after_write(self) -> None:
         pass
@@ -207,6 +216,7 @@ class Output:
         self.cut_off = True
         self.budget.doomed += self.inflight
         self._drop_queue()
+        self._report()
         self._on_cut()
 
     def _drop_queue(self) -> None:
@@ -221,6 +231,7 @@ class Output:
             return
         self.closed = True
         self._drop_queue()
+        self._report()
         if self.backlog == 0:
             self.budget.unregister(self)
 
@@ -228,15 +239,22 @@ class Output:
 class PushOutput(Output):
     """A WebSocket's queue: references to event bytes, handed to the IOStream a window at a time.
 
-    `write(data)` writes to the stream and returns the Future of that write; `on_cut()` closes the
-    connection as too slow. `source()`, while set, is asked for more frames whenever the queue
-    has run dry (a replay read page by page from the room's buffer); it returns the next frames
-    and whether it is done, and until it is done, events pushed live are left to it. With a
-    `turn`, a pushed frame is written when the current loop turn is over, with whatever else
-    this turn pushed; without, at once.
+    `write(data)` writes to the stream and returns None when it is all written, else the Future of
+    the write; `on_cut()` closes the connection as too slow. `source()`, while set, is asked for
+    more frames whenever the queue has run dry (a replay read page by page from the room's
+    buffer); it returns the next frames and whether it is done, and until it is done, events
+    pushed live are left to it. With a `turn`, a pushed frame is written when the current loop
+    turn is over, with whatever else this turn pushed; without, at once.
+
+    A frame costs a push and its share of one write per turn: every member of a busy room runs
+    this for every event, so the common path keeps to a few attribute updates and no calls
+    that are not needed.
     """
 
-    def __init__(self, budget: OutputBudget, address: str, write: Callable[[bytes], "object"],
+    __slots__ = ("_write", "_cut_cb", "window", "_queue", "_source", "_pumping", "_turn", "_due")
+
+    def __init__(self, budget: OutputBudget, address: str,
+                 write: Callable[[bytes], Optional["asyncio.Future[None]"]],
                  on_cut: Callable[[], None], window: int = WINDOW, turn: Optional[TurnFlush] = None) -> None:
         super().__init__(budget, address)
         self._write = write
@@ -269,25 +287,20 @@ class PushOutput(Output):
         elif not self._due:
             self._due = True
             self._turn.add(self)
-        if self.backlog > self.budget.connection_cap:
+        budget = self.budget
+        if self.backlog > budget.connection_cap:
             self.cut()
-        else:
-            self.budget.enforce()
+        elif budget.used - budget.doomed > budget.limit:
+            budget.enforce()
 
     def _enqueue(self, frame: bytes) -> None:
-        self.budget.hold(frame)
-        self.budget.charge(SLOT_OVERHEAD)
+        budget = self.budget
+        budget.hold(frame)
+        budget.used += SLOT_OVERHEAD
         if self._queue is None:
             self._queue = deque()
         self._queue.append(frame)
-        self._grow(len(frame))
-
-    def _dequeue(self) -> bytes:
-        assert self._queue is not None  # called only while frames are queued
-        frame = self._queue.popleft()
-        self.budget.release(SLOT_OVERHEAD)
-        self._shrink(len(frame))
-        return frame
+        self.backlog += len(frame)
 
     def flush(self) -> None:
         """The loop turn in which frames were pushed is over: write them."""
@@ -314,6 +327,7 @@ class PushOutput(Output):
                 self._write_some(force)
         finally:
             self._pumping = False
+            self._report()
 
     def _write_some(self, force: bool) -> None:
         """One write: small frames joined into one private object, or one large frame, shared
@@ -331,40 +345,44 @@ class PushOutput(Output):
                 if batch:
                     break  # the small ones first; the large one on the next round
                 queue.popleft()
-                budget.release(SLOT_OVERHEAD)
+                budget.used -= SLOT_OVERHEAD
                 self._send(_header(n), None)
                 self._send(frame, frame, logical=n)
-                budget.drop(frame)  # the queue's reference; the write holds its own
+                budget.drop(frame)  # the queue's reference; a write still under way holds its own
                 return
             queue.popleft()
             batch += (_header(n), frame)
             size += n
             budget.drop(frame)
         if batch:
-            budget.release(SLOT_OVERHEAD * (len(batch) // 2))
+            budget.used -= SLOT_OVERHEAD * (len(batch) // 2)
             self._send(b"".join(batch), None, logical=size)
 
     def _send(self, data: bytes, shared: Optional[bytes], logical: int = 0) -> None:
-        """Hand `data` to the stream; `logical` is how much of the backlog its flush pays off."""
-        if shared is not None:
-            self.budget.hold(shared)
-            charged = len(shared) + WRITE_OVERHEAD
-            self.budget.charge(WRITE_OVERHEAD)
-        else:
-            charged = len(data) + WRITE_OVERHEAD
-            self.budget.charge(charged)
-        self.inflight += charged
+        """Hand `data` to the stream; `logical` is how much of the backlog its flush pays off.
+        What the kernel takes at once (the usual case) is settled here and never charged; a write
+        left to the stream is charged until its Future resolves."""
         try:
             fut = self._write(data)
         except Exception:  # the stream is closed: nothing will be written
-            self._written(logical, shared, charged)
+            self.backlog -= logical
             self.close()
+            if self.backlog == 0:
+                self.budget.unregister(self)
             return
-        if fut.done():  # type: ignore[attr-defined]
-            # The kernel took it all at once (the usual case): settle now rather than next turn.
-            self._written(logical, shared, charged)
+        if fut is None or fut.done():
+            self.backlog -= logical
+            return
+        budget = self.budget
+        if shared is not None:
+            budget.hold(shared)
+            charged = len(shared) + WRITE_OVERHEAD
+            budget.charge(WRITE_OVERHEAD)
         else:
-            fut.add_done_callback(partial(self._written, logical, shared, charged))  # type: ignore[attr-defined]
+            charged = len(data) + WRITE_OVERHEAD
+            budget.charge(charged)
+        self.inflight += charged
+        fut.add_done_callback(partial(self._written, logical, shared, charged))
 
     def _after_write(self) -> None:
         # Frames pushed this turn wait for the turn's flush, which writes them all in one go.
@@ -373,8 +391,13 @@ class PushOutput(Output):
 
     def _drop_queue(self) -> None:
         self._source = None
-        while self._queue:
-            self.budget.drop(self._dequeue())
+        queue, self._queue = self._queue, None
+        if queue:
+            budget = self.budget
+            budget.used -= SLOT_OVERHEAD * len(queue)
+            for frame in queue:
+                self.backlog -= len(frame)
+                budget.drop(frame)
 
     def _on_cut(self) -> None:
         self._cut_cb()
@@ -383,13 +406,16 @@ class PushOutput(Output):
 class AnswerOutput(Output):
     """One long-poll answer from the moment it is built until its write is flushed or dropped."""
 
+    __slots__ = ("_cut_cb", "size")
+
     def __init__(self, budget: OutputBudget, address: str, size: int, on_cut: Callable[[], None]) -> None:
         super().__init__(budget, address)
         self._cut_cb = on_cut
         self.size = size + WRITE_OVERHEAD + ANSWER_HEADERS
         budget.charge(self.size)
         self.inflight = self.size
-        self._grow(self.size)
+        self.backlog = self.size
+        self._report()
 
     def sent(self, fut: Optional[object]) -> None:
         """The answer was handed to the stream with this Future (None: it could not be)."""

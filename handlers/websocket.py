@@ -94,12 +94,28 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         self.link.out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow,
                                turn=self.rooms.output.turn)
 
-    def _write(self, data: bytes) -> "Future[None]":
-        """Hand bytes to the stream; the Future resolves once they are written (PushOutput)."""
+    def _write(self, data: bytes) -> "Optional[Future[None]]":
+        """Write bytes to the stream (PushOutput): None when the kernel took them all at once,
+        else the Future of the rest, resolved once it is written."""
         proto = self.ws_connection
-        if proto is None or proto.is_closing():
+        if proto is None or proto.is_closing() or proto.stream.closed():
             raise tornado.iostream.StreamClosedError()
-        return proto.stream.write(data)
+        stream = proto.stream
+        if not stream.writing():
+            # Nothing of the stream's own waits to go out, so these bytes may go first, through
+            # write_to_fd (IOStream's interface for subclasses), without the Future, its callback
+            # and the buffer bookkeeping of IOStream.write: most writes end here, and that
+            # bookkeeping cost more than the system call. Whatever the kernel did not take, or
+            # an error it returned, goes to IOStream.write, which handles it as it always does.
+            try:
+                sent = stream.write_to_fd(memoryview(data))
+            except OSError:
+                sent = 0
+            if sent == len(data):
+                return None
+            if sent:
+                return stream.write(memoryview(data)[sent:])
+        return stream.write(data)
 
     def _too_slow(self) -> None:
         self.close(CLOSE_TOO_SLOW, "too far behind; reconnect to resume")
