@@ -315,48 +315,52 @@ class PushOutput(Output):
         self._pumping = True
         try:
             while not self.closed and not self.cut_off and (force or self.inflight < self.window):
-                if not self._queue and self._source is not None:
+                if not self._queue:
+                    if self._source is None:
+                        self._queue = None
+                        return
                     frames, done = self._source()
                     if done:
                         self._source = None
                     for frame in frames:
                         self._enqueue(frame)
-                if not self._queue:
-                    self._queue = None
-                    return
+                    continue
                 self._write_some(force)
         finally:
             self._pumping = False
-            self._report()
+            if self.backlog != self.reported:
+                self._report()
 
     def _write_some(self, force: bool) -> None:
         """One write: small frames joined into one private object, or one large frame, shared
         (after its few header bytes). A frame taken from the queue stays in the backlog until
         its write is flushed."""
         queue, budget = self._queue, self.budget
-        assert queue is not None  # pump() writes only while frames are queued
-        batch: List[bytes] = []
-        size = 0
+        assert queue  # pump() writes only while frames are queued
+        frame = queue.popleft()
+        n = len(frame)
+        if n > LARGE_WRITE:
+            budget.used -= SLOT_OVERHEAD
+            self._send(_header(n), None)
+            self._send(frame, frame, logical=n)
+            budget.drop(frame)  # the queue's reference; a write still under way holds its own
+            return
+        budget.drop(frame)
+        if not queue or len(queue[0]) > LARGE_WRITE:  # one small frame: a quiet room's every write
+            budget.used -= SLOT_OVERHEAD
+            self._send(_header(n) + frame, None, logical=n)
+            return
+        batch = [_header(n), frame]
+        size = n
         room = self.window - self.inflight
-        while queue and (force or size < room):
-            frame = queue[0]
+        while queue and (force or size < room) and len(queue[0]) <= LARGE_WRITE:
+            frame = queue.popleft()
             n = len(frame)
-            if n > LARGE_WRITE:
-                if batch:
-                    break  # the small ones first; the large one on the next round
-                queue.popleft()
-                budget.used -= SLOT_OVERHEAD
-                self._send(_header(n), None)
-                self._send(frame, frame, logical=n)
-                budget.drop(frame)  # the queue's reference; a write still under way holds its own
-                return
-            queue.popleft()
             batch += (_header(n), frame)
             size += n
             budget.drop(frame)
-        if batch:
-            budget.used -= SLOT_OVERHEAD * (len(batch) // 2)
-            self._send(b"".join(batch), None, logical=size)
+        budget.used -= SLOT_OVERHEAD * (len(batch) // 2)
+        self._send(b"".join(batch), None, logical=size)
 
     def _send(self, data: bytes, shared: Optional[bytes], logical: int = 0) -> None:
         """Hand `data` to the stream; `logical` is how much of the backlog its flush pays off.

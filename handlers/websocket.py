@@ -98,7 +98,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         """Write bytes to the stream (PushOutput): None when the kernel took them all at once,
         else the Future of the rest, resolved once it is written."""
         proto = self.ws_connection
-        if proto is None or proto.is_closing() or proto.stream.closed():
+        if proto is None or proto.is_closing():  # is_closing() covers a closed stream too
             raise tornado.iostream.StreamClosedError()
         stream = proto.stream
         if not stream.writing():
