@@ -21,14 +21,16 @@ from itertools import islice
 from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Protocol, Set, Tuple
 
 from .errors import ChatError
+from .fanout import Fanout
+from .output import PushOutput, TurnFlush
 
 
 class Connection(Protocol):
     """A live push connection (a WebSocket) bound to one session."""
 
-    def deliver(self, raw: bytes, memo: Optional[Dict[str, bytes]] = None) -> None:
-        """Queue `raw` for sending; every connection is given the same bytes object, which it
-        shares rather than copies (see chat/output.py)."""
+    @property
+    def output(self) -> PushOutput:
+        """What it has queued; the room's fan-out writes events to it (chat/fanout.py)."""
 
     def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
         """Close with `code`; with `error`, the connection is told why first, as a refusal."""
@@ -77,7 +79,7 @@ class _Entry(NamedTuple):
 
 class Hub:
     def __init__(self, limits: BufferLimits, clock: Callable[[], float] = time.monotonic,
-                 budget: Optional[BufferBudget] = None) -> None:
+                 budget: Optional[BufferBudget] = None, turn: Optional[TurnFlush] = None) -> None:
         self.seq = 0
         self._limits = limits
         self._clock = clock
@@ -85,6 +87,7 @@ class Hub:
         self._buffer: Deque[_Entry] = deque()
         self._bytes = 0
         self._pushed: Dict[str, Connection] = {}
+        self._fanout = Fanout(turn)  # the pushed connections' outputs, written once per loop turn
         # Each waiting long-poll's future and the session it waits for (None: broadcasts only).
         self._waiters: Dict[asyncio.Future, Optional[str]] = {}
         # The newest dropped event for everyone, and per live session the newest dropped one
@@ -111,12 +114,11 @@ class Hub:
         if self._budget.over:
             self._shed()
         if to is None:
-            for conn in list(self._pushed.values()):
-                conn.deliver(raw)
+            self._fanout.publish(raw)
         else:
             conn = self._pushed.get(to)
             if conn is not None:
-                conn.deliver(raw)
+                conn.output.push(raw, live=True)
         self.wake(to)
         return self.seq
 
@@ -206,11 +208,15 @@ class Hub:
         """Push future events to `conn`; returns the connection it replaced, if any."""
         old = self._pushed.get(session_id)
         self._pushed[session_id] = conn
+        if old is not None and old is not conn:
+            self._fanout.remove(old.output)
+        self._fanout.add(conn.output)
         return old
 
     def detach(self, session_id: str, conn: Connection) -> None:
         if self._pushed.get(session_id) is conn:
             del self._pushed[session_id]
+            self._fanout.remove(conn.output)
 
     def connection(self, session_id: str) -> Optional[Connection]:
         return self._pushed.get(session_id)
@@ -253,6 +259,7 @@ class Hub:
         self._budget.used -= self._bytes
         self._bytes = 0
         self._pushed.clear()
+        self._fanout.clear()
         self._lost_to.clear()
         self._addressees.clear()
         self.wake()

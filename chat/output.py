@@ -8,12 +8,14 @@ what is really allocated:
 - Tornado's IOStream keeps a reference to (a view of) a write larger than 2 KiB and copies a
   smaller one into a buffer of its own. So the same event queued to many WebSockets is one
   object held by all of them, charged once while anyone holds it; a small write is a private
-  copy, charged to its connection. Every write also holds a Future and its callbacks until it
-  is flushed (WRITE_OVERHEAD).
-- A PushOutput keeps its own queue of references to the room's event bytes (shared, not copied)
-  and hands the IOStream at most `window` bytes at a time, small events joined into one write.
-  Given a TurnFlush, it writes once per event-loop turn: events published in one turn (a busy
-  room's many senders) leave in one write and one system call per member instead of one each.
+  copy, charged to its connection. A write left to the stream also holds a Future and its
+  callbacks until it is flushed (WRITE_OVERHEAD); one the kernel took at once holds nothing.
+- A room's events reach its WebSockets through the room's fan-out (chat/fanout.py): the events
+  of one event-loop turn are framed and joined once and written to every member that has
+  nothing else pending. A write the kernel does not take at once is left to the IOStream.
+- A PushOutput keeps its own queue of references to event bytes (shared, not copied) for a
+  member with something of its own pending, and hands the IOStream at most `window` bytes at a
+  time, small events joined into one write. Given a TurnFlush, it writes once per loop turn.
 - A long-poll answer is one private object of its size, charged until the write of it is flushed.
 
 A write is known to be flushed when the kernel took it at once, or when the Future that
@@ -32,10 +34,13 @@ import logging
 import sys
 from collections import deque
 from functools import lru_cache, partial
-from typing import Callable, Deque, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Deque, Dict, List, Optional, Protocol, Set
 
 from .addresses import throttle_key
 from .errors import ChatError, N_
+
+if TYPE_CHECKING:
+    from .fanout import Fanout
 
 log = logging.getLogger(__name__)
 
@@ -137,17 +142,22 @@ class OutputBudget:
             max(live, key=lambda o: o.backlog).cut()
 
 
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
 class TurnFlush:
-    """Outputs given frames during this event-loop turn, pumped together once the turn is over.
+    """Outputs (and rooms' fan-outs) given frames during this event-loop turn, flushed together
+    once the turn is over.
 
     One callback per turn for the whole server, not one per connection or per frame.
     """
 
     def __init__(self) -> None:
-        self._due: List["PushOutput"] = []
+        self._due: List[Flushable] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
-    def add(self, out: "PushOutput") -> None:
+    def add(self, out: Flushable) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a callback scheduled on another (stopped) loop will never run
             self._loop, self._due = loop, []
@@ -251,7 +261,7 @@ class PushOutput(Output):
     that are not needed.
     """
 
-    __slots__ = ("_write", "_cut_cb", "window", "_queue", "_source", "_pumping", "_turn", "_due")
+    __slots__ = ("_write", "_cut_cb", "window", "_queue", "_source", "_pumping", "_turn", "_due", "fanout", "apart")
 
     def __init__(self, budget: OutputBudget, address: str,
                  write: Callable[[bytes], Optional["asyncio.Future[None]"]],
@@ -267,6 +277,8 @@ class PushOutput(Output):
         self._pumping = False
         self._turn = turn
         self._due = False  # given to the turn's flush and not yet pumped by it
+        self.fanout: Optional["Fanout"] = None  # the room's fan-out this output is part of
+        self.apart = False  # given this turn's room events one by one (chat/fanout.py)
 
     @property
     def replaying(self) -> bool:
@@ -277,8 +289,17 @@ class PushOutput(Output):
         self.pump()
 
     def push(self, frame: bytes, live: bool = False) -> None:
-        """Queue one frame (the bytes of one event; framed when written). A live event pushed
-        while a replay is under way is skipped: the replay reads it from the buffer in order."""
+        """Queue one frame of this member's own (the bytes of one event; framed when written). A
+        live event pushed while a replay is under way is skipped: the replay reads it from the
+        buffer in order. In a room's fan-out with events this turn, the member parts from it first
+        (chat/fanout.py), so its own frame goes out after the events published before it."""
+        fanout = self.fanout
+        if fanout is not None and not self.apart and fanout.pending:
+            fanout.part(self)
+        self.take(frame, live)
+
+    def take(self, frame: bytes, live: bool = False) -> None:
+        """Queue one frame, from push() or from the room's fan-out."""
         if self.closed or self.cut_off or (live and self._source is not None):
             return
         self._enqueue(frame)
@@ -302,6 +323,24 @@ class PushOutput(Output):
         self._queue.append(frame)
         self.backlog += len(frame)
 
+    def write_shared(self, data: bytes, shared: Optional[bytes], size: int) -> bool:
+        """Write `data`, framed events of `size` bytes made once for every member of a room (its
+        fan-out), if this output is in step: nothing queued, in flight or being replayed. `shared`
+        is `data` when the stream would keep it rather than copy it. False: not in step, nothing
+        written; the caller queues the events instead."""
+        if self._queue or self.inflight or self._source is not None or self.closed or self.cut_off or self._pumping:
+            return False
+        self.backlog += size
+        self._send(data, shared, logical=size)
+        if self.backlog != self.reported:  # a write left to the stream
+            self._report()
+            budget = self.budget
+            if self.backlog > budget.connection_cap:
+                self.cut()
+            elif budget.used - budget.doomed > budget.limit:
+                budget.enforce()
+        return True
+
     def flush(self) -> None:
         """The loop turn in which frames were pushed is over: write them."""
         self._due = False
@@ -322,6 +361,8 @@ class PushOutput(Output):
                     frames, done = self._source()
                     if done:
                         self._source = None
+                        if self.fanout is not None:
+                            self.fanout.replayed(self)
                     for frame in frames:
                         self._enqueue(frame)
                     continue
@@ -341,22 +382,22 @@ class PushOutput(Output):
         n = len(frame)
         if n > LARGE_WRITE:
             budget.used -= SLOT_OVERHEAD
-            self._send(_header(n), None)
+            self._send(frame_header(n), None)
             self._send(frame, frame, logical=n)
             budget.drop(frame)  # the queue's reference; a write still under way holds its own
             return
         budget.drop(frame)
         if not queue or len(queue[0]) > LARGE_WRITE:  # one small frame: a quiet room's every write
             budget.used -= SLOT_OVERHEAD
-            self._send(_header(n) + frame, None, logical=n)
+            self._send(frame_header(n) + frame, None, logical=n)
             return
-        batch = [_header(n), frame]
+        batch = [frame_header(n), frame]
         size = n
         room = self.window - self.inflight
         while queue and (force or size < room) and len(queue[0]) <= LARGE_WRITE:
             frame = queue.popleft()
             n = len(frame)
-            batch += (_header(n), frame)
+            batch += (frame_header(n), frame)
             size += n
             budget.drop(frame)
         budget.used -= SLOT_OVERHEAD * (len(batch) // 2)
@@ -392,6 +433,11 @@ class PushOutput(Output):
         # Frames pushed this turn wait for the turn's flush, which writes them all in one go.
         if not self._due and not self.closed and not self.cut_off and self.inflight < self.window:
             self.pump()
+
+    def close(self) -> None:
+        if self.fanout is not None:
+            self.fanout.remove(self)
+        super().close()
 
     def _drop_queue(self) -> None:
         self._source = None
@@ -442,7 +488,7 @@ class AnswerOutput(Output):
 
 
 @lru_cache(maxsize=4096)
-def _header(n: int) -> bytes:
+def frame_header(n: int) -> bytes:
     """The header of one final, unmasked text frame of `n` bytes (RFC 6455 5.2)."""
     if n < 126:
         return bytes((0x81, n))

@@ -179,8 +179,8 @@ class RoomTable:
         if names.look_alike(display, (r.name for r in self.rooms.values())) is not None:
             raise ChatError("room_exists", N_("A room whose name looks like this one exists; pick another name."))
         self.admission.check_new_room(rid, address, len(self.rooms), self.session_count)
-        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, Hub(self._buffer, self.clock, self.budget),
-                    join_code=JoinCode() if join_code else None)
+        hub = Hub(self._buffer, self.clock, self.budget, self.output.turn)
+        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, hub, join_code=JoinCode() if join_code else None)
         self.rooms[rid] = room
         self.admission.created(room, address)
         return self._admit(room, user, address)

@@ -91,10 +91,10 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)  # events are small: Nagle would hold each for the client's delayed ACK
         self.beats.at(self.link, self.beats.clock() + HELLO_TIMEOUT)
-        self.link.out = PushOutput(self.rooms.output, self.client_address, self._write, self._too_slow,
-                               turn=self.rooms.output.turn)
+        self.link.out = PushOutput(self.rooms.output, self.client_address, self.write_frames, self._too_slow,
+                                   turn=self.rooms.output.turn)
 
-    def _write(self, data: bytes) -> "Optional[Future[None]]":
+    def write_frames(self, data: bytes) -> "Optional[Future[None]]":
         """Write bytes to the stream (PushOutput): None when the kernel took them all at once,
         else the Future of the rest, resolved once it is written."""
         proto = self.ws_connection
@@ -173,11 +173,11 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         if self.link.out is not None:
             self.link.out.push(encode(obj).encode("utf-8"))
 
-    def deliver(self, raw: bytes, memo: Optional[dict] = None) -> None:
-        """Queue one event pushed by the room; `raw` is the same object for every member, so
-        the queues share it (`memo` is no longer needed and is ignored)."""
-        if self.link.out is not None:
-            self.link.out.push(raw, live=True)
+    @property
+    def output(self) -> PushOutput:
+        """The queue the room's fan-out writes to (chat/hub.py Connection); made in open()."""
+        assert self.link.out is not None
+        return self.link.out
 
     def end(self, code: int, reason: str, error: Optional[ChatError] = None) -> None:
         if error is not None:

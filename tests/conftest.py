@@ -5,7 +5,7 @@ import itertools
 import json
 import pathlib
 import subprocess
-from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -75,6 +75,48 @@ def wire(server_url: str) -> Callable[..., Wire]:
     yield factory
     for client in made:
         client.close()
+
+
+class PushedFrames:
+    """Every text frame the server's WebSockets write, parsed out of the bytes as a recording of
+    the network would hold them (a large frame's header and payload are separate writes)."""
+
+    def __init__(self) -> None:
+        self.payloads: List[bytes] = []
+        self._pending: Dict[int, bytearray] = {}
+
+    def record(self, socket_id: int, data: bytes) -> None:
+        buf = self._pending.setdefault(socket_id, bytearray())
+        buf += data
+        while len(buf) >= 2:
+            n, at = buf[1] & 0x7F, 2
+            if n == 126:
+                n, at = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                n, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + n:
+                return
+            self.payloads.append(bytes(buf[at:at + n]))
+            del buf[:at + n]
+
+    def events(self) -> List[dict]:
+        return [json.loads(p) for p in self.payloads]
+
+
+@pytest.fixture
+def pushed(monkeypatch) -> PushedFrames:
+    """What every Sealchat WebSocket writes to its stream, from the moment the fixture is made."""
+    from handlers.websocket import ChatSocket
+
+    frames = PushedFrames()
+    write = ChatSocket.write_frames
+
+    def spy(self, data: bytes):  # type: ignore[no-untyped-def]
+        frames.record(id(self), data)
+        return write(self, data)
+
+    monkeypatch.setattr(ChatSocket, "write_frames", spy)
+    return frames
 
 
 @pytest.fixture

@@ -13,28 +13,10 @@ import pytest
 from chat.client import crypto
 from chat.client.epochs import KEEP_OLD_EPOCH, NEWCOMER_WAIT, NO_KEY_AFTER, EpochKeeper
 from chat.client.errors import ServerRefused
-from handlers.websocket import ChatSocket
 
 from .common import Clock, assert_in_send_order, collect_texts, next_of, refused, room_of, settled
 from .conftest import FAST_ITER
 from .wire import SALT
-
-
-@pytest.fixture
-def recorded(monkeypatch) -> List[dict]:
-    """Every event the server pushes over WebSocket, decoded, as a recording of the network would hold it."""
-    seen: List[dict] = []
-    deliver = ChatSocket.deliver
-
-    def spy(self, raw, memo=None):
-        try:
-            seen.append(json.loads(raw))
-        except ValueError:
-            pass
-        deliver(self, raw, memo)
-
-    monkeypatch.setattr(ChatSocket, "deliver", spy)
-    return seen
 
 
 def envelopes(events: List[dict]) -> List[dict]:
@@ -156,12 +138,13 @@ async def test_messages_sent_during_a_rekey_all_arrive_readable_in_order_under_t
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_newcomer_cannot_open_what_was_sent_before_it_joined(make_client, recorded):
+async def test_a_newcomer_cannot_open_what_was_sent_before_it_joined(make_client, pushed):
     alice, bob = await room_of(make_client, "Before", {"alice": "ws", "bob": "ws"})
     for i in range(3):
         await alice.send_text(f"before carol {i}")
         await bob.send_text(f"before carol, from bob {i}")
     await collect_texts(alice, 6)
+    recorded = pushed.events()
     before = envelopes(recorded)
     grants_before = [e for e in recorded if e.get("type") == "grant"]
     carol = make_client("before", "carol", "pw")
@@ -181,17 +164,18 @@ async def test_a_newcomer_cannot_open_what_was_sent_before_it_joined(make_client
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_member_who_left_cannot_open_what_is_sent_after(make_client, recorded):
+async def test_a_member_who_left_cannot_open_what_is_sent_after(make_client, pushed):
     alice, bob, carol = await room_of(make_client, "After", {"alice": "ws", "bob": "ws", "carol": "ws"})
     bob_epochs, bob_session = dict(bob.epoch_keys), bob.session_keys
     bob_anns = bob.announcements
     await bob.leave()
     assert bob.session_keys is None and bob.epoch_keys == {} and bob_epochs
     await settled(alice, carol, members=["alice", "carol"])
-    mark = len(recorded)
+    mark = len(pushed.payloads)
     await alice.send_text("after bob left")
     await carol.send_text("after bob left, from carol")
     await collect_texts(alice, 2)
+    recorded = pushed.events()
     after = envelopes(recorded[mark:])
     room_id = alice.keys.room_id
     assert len(after) == 2

@@ -17,22 +17,17 @@ from .conftest import FAST_ITER, next_address
 
 
 @pytest.fixture
-def wire(monkeypatch):
+def wire(monkeypatch, pushed):
     """Every byte the server's WebSockets receive and send, as the network would see it."""
-    seen: list = []
-    deliver, on_message = ChatSocket.deliver, ChatSocket.on_message
-
-    def spy_deliver(self, raw, memo=None):
-        seen.append(raw)
-        deliver(self, raw, memo)
+    received: list = []
+    on_message = ChatSocket.on_message
 
     def spy_on_message(self, message):
-        seen.append(message.encode() if isinstance(message, str) else message)
+        received.append(message.encode() if isinstance(message, str) else message)
         on_message(self, message)
 
-    monkeypatch.setattr(ChatSocket, "deliver", spy_deliver)
     monkeypatch.setattr(ChatSocket, "on_message", spy_on_message)
-    return seen
+    return lambda: received + pushed.payloads
 
 
 @pytest.mark.gen_test
@@ -48,7 +43,7 @@ async def test_join_send_and_decrypt_with_only_ciphertext_on_the_wire(make_clien
     msg = await next_of(alice, "text")
     assert (msg["from"], msg["text"]) == ("bob", secret_text)
     await next_of(bob, "text")
-    wire_bytes = b"\n".join(wire)
+    wire_bytes = b"\n".join(wire())
     assert b'"type":"msg"' in wire_bytes and b'"type":"grant"' in wire_bytes
     secrets = [alice.keys.member_key, alice.keys.ikm, *alice.epoch_keys.values(), *bob.epoch_keys.values()]
     for member in (alice, bob):
@@ -198,7 +193,7 @@ async def test_files_arrive_whole_and_only_encrypted(make_client, wire, transpor
     got = await next_of(bob, "file", timeout=30)
     assert got["from"] == "alice" and got["data"] == picture
     assert (got["name"], got["mime"], got["size"]) == ("holiday <b>1</b>.png", "image/png", len(picture))
-    wire_bytes = b"".join(wire)
+    wire_bytes = b"".join(wire())
     assert b"holiday" not in wire_bytes and b"image/png" not in wire_bytes and picture[:4096] not in wire_bytes
 
 
