@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Dict, Optional, Protocol, Set
+from typing import Callable, Dict, Optional, Protocol, Set, Tuple
 
 
 class Beating(Protocol):
@@ -25,25 +25,30 @@ class Beats:
     def __init__(self, resolution: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.resolution = resolution
         self.clock = clock
-        self._slots: Dict[int, Set[Beating]] = {}
+        # Each slot's number and its connections. A connection keeps that same number object as its
+        # beat_slot: slot numbers are past the integers Python shares, and each would cost 32 bytes.
+        self._slots: Dict[int, Tuple[int, Set[Beating]]] = {}
         self._done = math.floor(clock() / resolution)  # every slot up to this one has been run
 
     def at(self, conn: Beating, when: float) -> None:
         """Beat `conn` at `when` (within one resolution after it), instead of any earlier schedule."""
         self.cancel(conn)
         slot = max(math.ceil(when / self.resolution), self._done + 1)
-        self._slots.setdefault(slot, set()).add(conn)
-        conn.beat_slot = slot
+        entry = self._slots.get(slot)
+        if entry is None:
+            entry = self._slots[slot] = (slot, set())
+        entry[1].add(conn)
+        conn.beat_slot = entry[0]
 
     def cancel(self, conn: Beating) -> None:
         slot = conn.beat_slot
         if slot is None:
             return
         conn.beat_slot = None
-        members = self._slots.get(slot)
-        if members is not None:
-            members.discard(conn)
-            if not members:
+        entry = self._slots.get(slot)
+        if entry is not None:
+            entry[1].discard(conn)
+            if not entry[1]:
                 del self._slots[slot]
 
     def tick(self) -> None:
@@ -56,7 +61,8 @@ class Beats:
             due = [s for s in range(self._done + 1, last + 1) if s in self._slots]
         self._done = last
         for slot in due:
-            members = self._slots.get(slot)
+            entry = self._slots.get(slot)
+            members = entry[1] if entry is not None else None
             while members:  # a beat may cancel another connection of this slot
                 conn = members.pop()
                 conn.beat_slot = None
@@ -64,4 +70,4 @@ class Beats:
             self._slots.pop(slot, None)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._slots.values())
+        return sum(len(members) for _, members in self._slots.values())

@@ -15,10 +15,12 @@ import asyncio
 import json
 import math
 import time
+import zlib
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Protocol, Set, Tuple
+from typing import Callable, Container, Deque, Dict, List, Optional, Protocol, Set, Tuple
 
 from .errors import ChatError
 from .fanout import Fanout
@@ -70,21 +72,74 @@ def encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-class _Entry(NamedTuple):
-    seq: int
-    time: float
-    raw: bytes
-    to: Optional[str]  # the one session an addressed event is for; None: every member
+# An addressed event is a grant: it names every member of the room, and a rekey addresses one to
+# each member, so a room's grants take members x members bytes of its buffer; deflated, they take
+# about half. Kept as PACKED, the event's length (4 bytes) and the deflated event; every other
+# event is kept as it is, and the bytes of an event always start with "{".
+PACKED = 0
+
+
+def _pack(raw: bytes) -> bytes:
+    # Raw deflate with a 4 KiB window and small tables: a grant is a few KiB, and zlib's defaults
+    # would allocate (and free) over 256 KiB of state for each, which fragments the heap.
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -12, 4)
+    packed = b"".join((bytes((PACKED,)), len(raw).to_bytes(4, "big"), deflate.compress(raw), deflate.flush()))
+    return packed if len(packed) < len(raw) else raw
+
+
+def _unpack(kept: bytes) -> bytes:
+    return zlib.decompress(memoryview(kept)[5:], -15) if kept[0] == PACKED else kept
+
+
+def _size(kept: bytes) -> int:
+    """The length of the event itself, which the buffer's limits count, packed or not."""
+    return int.from_bytes(kept[1:5], "big") if kept[0] == PACKED else len(kept)
+
+
+class _Times:
+    """When each buffered event was published, oldest first: 8 bytes an event in one array
+    rather than a float object each. Taking from the left moves a start index; the array is
+    cut down once half of it has been taken, so each event is moved at most once on average."""
+
+    __slots__ = ("_times", "_start")
+
+    def __init__(self) -> None:
+        self._times = array("d")
+        self._start = 0
+
+    def append(self, t: float) -> None:
+        self._times.append(t)
+
+    @property
+    def oldest(self) -> float:
+        return self._times[self._start]
+
+    def popleft(self) -> None:
+        self._start += 1
+        if 2 * self._start >= len(self._times):
+            del self._times[:self._start]
+            self._start = 0
+
+    def clear(self) -> None:
+        self._times = array("d")
+        self._start = 0
 
 
 class Hub:
     def __init__(self, limits: BufferLimits, clock: Callable[[], float] = time.monotonic,
-                 budget: Optional[BufferBudget] = None, turn: Optional[TurnFlush] = None) -> None:
+                 budget: Optional[BufferBudget] = None, turn: Optional[TurnFlush] = None,
+                 sessions: Optional[Container[str]] = None) -> None:
         self.seq = 0
         self._limits = limits
         self._clock = clock
         self._budget = budget if budget is not None else BufferBudget()
-        self._buffer: Deque[_Entry] = deque()
+        # The buffer: each event's bytes (an addressed one packed), the session it is addressed to
+        # (None: every member) and when it was published, in three parallel queues, so an event
+        # costs three slots and its bytes. The seq of the newest is self.seq, and they run on
+        # without a hole to the left, so no event needs its seq kept.
+        self._buffer: Deque[bytes] = deque()
+        self._to: Deque[Optional[str]] = deque()
+        self._times = _Times()
         self._bytes = 0
         self._pushed: Dict[str, Connection] = {}
         self._fanout = Fanout(turn)  # the pushed connections' outputs, written once per loop turn
@@ -94,7 +149,14 @@ class Hub:
         # addressed to it: a resume behind the buffer is a loss only when one of these is after it.
         self._lost_all = 0
         self._lost_to: Dict[str, int] = {}
-        self._addressees: Set[str] = set()
+        # The live sessions whose losses are kept: `sessions`, the room's own table of them, when
+        # given (so a room does not keep a second one), else those admit() names.
+        self._admitted: Optional[Set[str]] = None
+        self._addressees: Container[str]
+        if sessions is None:
+            self._admitted = self._addressees = set()
+        else:
+            self._addressees = sessions
 
     # --- producing ---------------------------------------------------------------------
     def publish(self, event: dict, to: Optional[str] = None) -> int:
@@ -107,7 +169,9 @@ class Hub:
         body = encode(event)
         raw = ('{"seq":%d,%s' % (self.seq, body[1:])).encode("utf-8")
         now = self._clock()
-        self._buffer.append(_Entry(self.seq, now, raw, to))
+        self._buffer.append(raw if to is None else _pack(raw))
+        self._to.append(to)
+        self._times.append(now)
         self._bytes += len(raw)
         self._budget.used += len(raw)
         self.trim(now)
@@ -123,12 +187,15 @@ class Hub:
         return self.seq
 
     def admit(self, session_id: str) -> None:
-        """Start keeping track of losses of events addressed to this session."""
-        self._addressees.add(session_id)
+        """Start keeping track of losses of events addressed to this session (a hub given the
+        room's `sessions` knows them from there)."""
+        if self._admitted is not None:
+            self._admitted.add(session_id)
 
     def forget(self, session_id: str) -> None:
         """The session has ended: nothing addressed to it needs accounting for any more."""
-        self._addressees.discard(session_id)
+        if self._admitted is not None:
+            self._admitted.discard(session_id)
         self._lost_to.pop(session_id, None)
 
     def trim(self, now: Optional[float] = None) -> None:
@@ -136,7 +203,7 @@ class Hub:
         oldest = now - self._limits.seconds
         buf = self._buffer
         # The newest event always stays, so a member that was just pushed it can still resume.
-        while len(buf) > 1 and (buf[0][1] < oldest or len(buf) > self._limits.events
+        while len(buf) > 1 and (self._times.oldest < oldest or len(buf) > self._limits.events
                                 or self._bytes > self._limits.bytes):
             self._drop_oldest()
 
@@ -147,14 +214,16 @@ class Hub:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        entry = self._buffer.popleft()
-        size = len(entry.raw)
+        seq = self.seq - len(self._buffer) + 1
+        size = _size(self._buffer.popleft())
+        to = self._to.popleft()
+        self._times.popleft()
         self._bytes -= size
         self._budget.used -= size
-        if entry.to is None:
-            self._lost_all = entry.seq
-        elif entry.to in self._addressees:
-            self._lost_to[entry.to] = entry.seq
+        if to is None:
+            self._lost_all = seq
+        elif to in self._addressees:
+            self._lost_to[to] = seq
 
     # --- consuming ---------------------------------------------------------------------
     def since(self, cursor: int, session_id: Optional[str] = None) -> Tuple[Optional[Gap], List[bytes]]:
@@ -172,7 +241,7 @@ class Hub:
             return None, [], self.seq
         if not self._buffer:
             return Gap(cursor + 1, self.seq), [], self.seq
-        first = self._buffer[0].seq
+        first = self.seq - len(self._buffer) + 1
         gap: Optional[Gap] = None
         if cursor + 1 < first:
             lost = max(self._lost_all, self._lost_to.get(session_id, 0) if session_id is not None else 0)
@@ -182,26 +251,39 @@ class Hub:
             # Sequence numbers in the buffer are contiguous and end at self.seq: take the newest
             # `wanted` from the right, so a poll costs what it returns, not what the buffer holds.
             wanted = self.seq - cursor
-        tail = list(islice(reversed(self._buffer), wanted))
-        tail.reverse()
+        kept = list(islice(reversed(self._buffer), wanted))
+        kept.reverse()
+        tos = list(islice(reversed(self._to), wanted))
+        tos.reverse()
         out: List[bytes] = []
         size, last = 0, cursor
-        for e in tail:
-            if e.to is not None and e.to != session_id:
-                continue
-            if max_bytes is not None and out and size + len(e.raw) > max_bytes:
+        seq = self.seq - len(kept)
+        for raw, to in zip(kept, tos):
+            seq += 1
+            if to is not None:
+                if to != session_id:
+                    continue
+                raw = _unpack(raw)
+            if max_bytes is not None and out and size + len(raw) > max_bytes:
                 return gap, out, last
-            out.append(e.raw)
-            size += len(e.raw) + 1
-            last = e.seq
+            out.append(raw)
+            size += len(raw) + 1
+            last = seq
         return gap, out, self.seq
+
+    def newest(self) -> bytes:
+        """The bytes of the newest event, which the buffer always keeps until close(): whoever
+        must keep an event for longer holds these rather than a copy."""
+        return _unpack(self._buffer[-1])
 
     def visible_head(self, session_id: str) -> int:
         """The seq of the newest event `session_id` is given: a client that has processed it has
         seen the whole replay, though grants to others may have numbers after it."""
-        for e in reversed(self._buffer):
-            if e.to is None or e.to == session_id:
-                return e.seq
+        seq = self.seq
+        for to in reversed(self._to):
+            if to is None or to == session_id:
+                return seq
+            seq -= 1
         return max(self._lost_all, self._lost_to.get(session_id, 0))
 
     def attach(self, session_id: str, conn: Connection) -> Optional[Connection]:
@@ -256,10 +338,13 @@ class Hub:
     def close(self) -> None:
         """Teardown: drop every buffered event and release every waiter."""
         self._buffer.clear()
+        self._to.clear()
+        self._times.clear()
         self._budget.used -= self._bytes
         self._bytes = 0
         self._pushed.clear()
         self._fanout.clear()
         self._lost_to.clear()
-        self._addressees.clear()
+        if self._admitted is not None:
+            self._admitted.clear()
         self.wake()

@@ -14,6 +14,7 @@ import logging
 import resource
 import socket
 import ssl
+import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -106,8 +107,10 @@ class ConnectionCaps:
             self._refuse(key, address, "too_many_connections_from_address")
             return None
         self.open += 1
-        if key is not None:
-            self._by_key[key] = self._by_key.get(key, 0) + 1
+        if key is None:
+            return _Slot(self, None)
+        key = sys.intern(key)  # one string per address, however many connections and sessions it has
+        self._by_key[key] = self._by_key.get(key, 0) + 1
         return _Slot(self, key)
 
     def release(self, key: Optional[str]) -> None:

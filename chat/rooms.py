@@ -8,8 +8,10 @@ invites), is decided by its Admission (chat/admission.py).
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
@@ -40,9 +42,15 @@ def _b64u(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def new_resume_key() -> str:
+def _announced(event: bytes) -> Tuple[str, str, str]:
+    """The "a", "t" and "s" fields of an `announce` event the room published."""
+    fields = json.loads(event)
+    return fields["a"], fields["t"], fields["s"]
+
+
+def new_resume_key() -> bytes:
     """32 random bytes for one session: the browser's reload vault opens only with them."""
-    return _b64u(os.urandom(32))
+    return os.urandom(32)
 
 
 @dataclass(eq=False, slots=True)
@@ -60,10 +68,10 @@ class Session:
     # How far this session's long-poll answers reached; a poll from before it is a resume.
     poll_cursor: int = 0
     # Drawn once per session; handed out only to a request whose token checked from its address.
-    resume_key: str = field(default_factory=new_resume_key)
-    # The session's latest announcement as its ("a", "t", "s") fields, bounded; a tuple, not a
-    # dict, since every session holds one ("from" is the username).
-    announcement: Optional[Tuple[str, str, str]] = None
+    resume_key: bytes = field(default_factory=new_resume_key)  # as bytes: a third smaller than in base64
+    # The session's latest announcement: the bytes of the `announce` event it made, the very object
+    # the room's buffer holds while it keeps the event, rather than its fields a second time.
+    announcement: Optional[bytes] = None
 
     @property
     def key(self) -> str:
@@ -103,8 +111,12 @@ class Room:
 
     def keys(self) -> List[dict]:
         """The latest announcement of every present member that sent one, in member order."""
-        return [{"from": s.username, "a": s.announcement[0], "t": s.announcement[1], "s": s.announcement[2]}
-                for s in self.members.values() if s.announcement is not None]
+        out = []
+        for s in self.members.values():
+            if s.announcement is not None:
+                a, t, sig = _announced(s.announcement)
+                out.append({"from": s.username, "a": a, "t": t, "s": sig})
+        return out
 
     def forget_expired(self, now: float) -> None:
         for table in (self.bans, self.removed):
@@ -179,8 +191,10 @@ class RoomTable:
         if names.look_alike(display, (r.name for r in self.rooms.values())) is not None:
             raise ChatError("room_exists", N_("A room whose name looks like this one exists; pick another name."))
         self.admission.check_new_room(rid, address, len(self.rooms), self.session_count)
-        hub = Hub(self._buffer, self.clock, self.budget, self.output.turn)
-        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, hub, join_code=JoinCode() if join_code else None)
+        by_sid: Dict[str, Session] = {}
+        hub = Hub(self._buffer, self.clock, self.budget, self.output.turn, sessions=by_sid)
+        room = Room(rid, display, salt_b, KDF, iterations, verifier_b, hub, join_code=JoinCode() if join_code else None,
+                    by_sid=by_sid)
         self.rooms[rid] = room
         self.admission.created(room, address)
         return self._admit(room, user, address)
@@ -206,7 +220,8 @@ class RoomTable:
 
     def _admit(self, room: Room, user: str, address: str, invite: Optional[Invite] = None) -> Tuple[Session, str]:
         now = self.clock()
-        session = Session(new_session_id(), room.room_id, user, address, floor=0, last_seen=now)
+        # One string per client address, shared with its connections' (chat/listener.py).
+        session = Session(new_session_id(), room.room_id, user, sys.intern(address), floor=0, last_seen=now)
         room.hub.publish({"type": "joined", "user": user})
         session.floor = room.hub.seq
         room.members[session.key] = session
@@ -273,7 +288,7 @@ class RoomTable:
         host = room.host
         return {"room_id": room.room_id, "name": room.name, "username": session.username, "token": token,
                 "cursor": session.floor, "members": room.usernames(), "host": host.username if host else None,
-                "locked": room.locked, "join_code": room.join_code is not None, "resume_key": session.resume_key,
+                "locked": room.locked, "join_code": room.join_code is not None, "resume_key": _b64u(session.resume_key),
                 "limits": self.limits()}
 
     def welcome(self, session: Session) -> dict:
@@ -283,7 +298,7 @@ class RoomTable:
                 "members": room.usernames(), "host": host.username if host else None, "locked": room.locked,
                 "keys": room.keys(), "cursor": room.hub.visible_head(session.session_id),
                 "join_code": room.join_code is not None,
-                "resume_key": session.resume_key, "limits": self.limits()}
+                "resume_key": _b64u(session.resume_key), "limits": self.limits()}
 
     def is_live(self, session: Session) -> bool:
         room = self.rooms.get(session.room_id)
@@ -340,9 +355,9 @@ class RoomTable:
     def announce(self, session: Session, fields: dict) -> None:
         """Keep the session's latest announcement (for newcomers' welcome) and relay it to all."""
         room = self.check_live(session)
-        session.announcement = (fields["a"], fields["t"], fields["s"])
         room.hub.publish({"from": session.username, "a": fields["a"], "t": fields["t"], "s": fields["s"],
                           "type": "announce"})
+        session.announcement = room.hub.newest()
 
     def grant(self, session: Session, grants: List[dict], ref: Optional[str] = None) -> int:
         """Deliver each grant of one rekey to its addressee alone; returns how many went out.

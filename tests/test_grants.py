@@ -97,6 +97,58 @@ def test_addressed_events_count_against_the_room_and_the_server_budget() -> None
     assert budget.used == 0
 
 
+def test_addressed_events_are_kept_deflated_and_replayed_as_they_were_published() -> None:
+    budget = BufferBudget()
+    hub = Hub(BufferLimits(seconds=60, events=100, bytes=10**6), Clock(), budget)
+    members = json.dumps([f"member-{i}" for i in range(200)])
+    big = {"type": "grant", "to": "bob", "g": members}
+    small = {"type": "grant", "to": "bob", "g": "x"}
+    hub.publish(big, to="B")
+    hub.publish(small, to="B")  # too short to gain from deflating: kept as it is
+    hub.publish({"type": "msg", "c": members})  # for everyone: never deflated
+    raws = hub.since(0, "B")[1]
+    assert [json.loads(raw) for raw in raws] == [dict(big, seq=1), dict(small, seq=2),
+                                                {"type": "msg", "c": members, "seq": 3}]
+    # The limits count each event's own bytes, however it is kept.
+    assert hub.buffered_bytes == budget.used == sum(len(raw) for raw in raws)
+    assert sum(len(kept) for kept in hub._buffer) < hub.buffered_bytes - len(raws[0]) // 2
+    assert hub.page(0, "B", max_bytes=len(raws[0]))[1:] == ([raws[0]], 1)  # a page counts it unpacked too
+    assert hub.since(0, "C")[1] == [raws[2]] and hub.visible_head("C") == 3 and hub.visible_head("B") == 3
+    hub.close()
+    assert budget.used == 0
+
+
+def test_a_hub_given_the_room_s_sessions_keeps_losses_for_live_ones_only() -> None:
+    sessions = {"A": object()}
+    hub = Hub(BufferLimits(seconds=60, events=2, bytes=10**6), Clock(), sessions=sessions)
+    hub.publish({"type": "grant"}, to="A")   # 1
+    hub.publish({"type": "grant"}, to="B")   # 2: B is not (or no longer) a session of the room
+    hub.publish({"type": "msg"})             # 3
+    hub.publish({"type": "msg"})             # 4: 1 and 2 have left the buffer
+    assert hub._lost_to == {"A": 1}
+    gap, events = hub.since(0, "A")
+    assert gap is not None and (gap.from_seq, gap.to_seq) == (1, 2) and len(events) == 2
+    del sessions["A"]
+    hub.forget("A")
+    assert hub._lost_to == {}
+
+
+def test_events_leave_the_buffer_by_age_in_order_however_many_come_and_go() -> None:
+    clock = Clock()
+    hub = Hub(BufferLimits(seconds=10, events=10**6, bytes=10**9), clock)
+    for i in range(3000):  # one every 1/8 s: the newest 81 are at most 10 s old
+        clock.now += 0.125
+        hub.publish({"type": "msg", "n": i} if i % 3 else {"type": "grant", "n": i}, to=None if i % 3 else "A")
+        if i % 500 == 499:
+            gap, events = hub.since(0)
+            assert gap is not None and gap.to_seq == hub.seq - 81
+            assert [json.loads(e)["n"] for e in events] == [n for n in range(i - 80, i + 1) if n % 3]
+    clock.now += 10.05  # all but the newest are older than 10 s now
+    hub.trim()
+    assert hub.since(hub.seq - 1) == (None, [b'{"seq":3000,"type":"msg","n":2999}'])
+    assert hub.since(0, "A")[0] == hub.since(0)[0]
+
+
 @pytest.mark.gen_test(timeout=10)
 async def test_an_addressed_event_wakes_only_its_addressee_s_poll() -> None:
     hub = Hub(BufferLimits(seconds=60, events=100, bytes=10**6), Clock())

@@ -258,3 +258,18 @@ def test_teardown_returns_a_room_s_bytes_to_the_budget(table, keys):
     assert table.budget.used > 500
     table.leave(alice)
     assert table.budget.used == 0
+
+
+def test_an_announcement_is_kept_once_and_every_newcomer_s_welcome_has_it(table, keys):
+    alice, _ = create(table, keys)
+    fields = {"a": crypto.b64u(b"a" * 160), "t": crypto.b64u(b"t" * 32), "s": crypto.b64u(b"s" * 64)}
+    table.announce(alice, fields)
+    hub = table.rooms["küche"].hub
+    event = hub.since(hub.seq - 1)[1][0]
+    assert alice.announcement is event  # the buffer's own bytes, not a copy
+    bob, _ = join(table, keys)
+    assert table.welcome(bob)["keys"] == [dict(fields, **{"from": "alice"})]
+    table.announce(bob, dict(fields, a=crypto.b64u(b"b" * 160)))
+    table.announce(alice, dict(fields, t=crypto.b64u(b"u" * 32)))  # the latest one counts
+    assert table.welcome(bob)["keys"] == [dict(fields, **{"from": "alice", "t": crypto.b64u(b"u" * 32)}),
+                                          dict(fields, **{"from": "bob", "a": crypto.b64u(b"b" * 160)})]
