@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, Optional, Type, Union
 from urllib.parse import urlsplit
 
+import tornado.httputil
 import tornado.web
 from tornado import httputil
 from tornado.log import app_log, gen_log
@@ -159,12 +160,18 @@ class SealchatMixin(LanguageMixin):
             raise ChatError("xsrf", N_("Missing or wrong XSRF token; reload the page.")) from None
 
     # Tornado has no public hook for an exception raised by a handler, nor a public "finished"
-    # flag; these two names are the only private parts of Tornado this project uses.
+    # flag, nor a way to let go of the headers of a response already sent (clear() sets the
+    # defaults again); these three names are the only private parts of Tornado this project uses.
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ChatError) and not self._finished:
             self.answer_refusal(e)
             return
         super()._handle_request_exception(e)  # type: ignore[misc]
+
+    def forget_sent_headers(self) -> None:
+        """A WebSocket handler lives as long as its connection and would hold its handshake's
+        headers all along (about 1.6 KB, the security headers among them) after they were sent."""
+        self._headers = tornado.httputil.HTTPHeaders()
 
     def answer_refusal(self, e: ChatError) -> None:
         """The one way a refusal is answered: logged when it is worth an eye, then write_error."""

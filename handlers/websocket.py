@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 import os
 from asyncio import Future
-from typing import List, Optional, Tuple
+from typing import Awaitable, List, Optional, Tuple
 
 import tornado.iostream
 import tornado.websocket
@@ -63,7 +63,9 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         self.security_event("forbidden_origin")
         return False
 
-    async def get(self, *args: str, **kwargs: str) -> None:
+    def get(self, *args: str, **kwargs: str) -> Optional[Awaitable[None]]:
+        """Refuse what the checks refuse; else Tornado's handshake, whose coroutine runs as long as
+        the connection (returned rather than awaited here, so no second one lives as long)."""
         try:
             origin = self.request.headers.get("Origin")
             if origin is not None and not self.check_origin(origin):  # check_origin logs it
@@ -76,8 +78,8 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
                 self.security_event(exc.code)
             self.set_status(exc.status)
             self.write_refusal(exc)
-            return
-        await super().get(*args, **kwargs)
+            return None
+        return super().get(*args, **kwargs)
 
     # Pings are this handler's own (random payloads, echoed); Tornado's accept any pong at all.
     @property
@@ -89,6 +91,7 @@ class ChatSocket(SealchatMixin, tornado.websocket.WebSocketHandler):
         return None
 
     def open(self, *args: str, **kwargs: str) -> None:
+        self.forget_sent_headers()  # the handshake is written
         self.set_nodelay(True)  # events are small: Nagle would hold each for the client's delayed ACK
         self.beats.at(self.link, self.beats.clock() + HELLO_TIMEOUT)
         self.link.out = PushOutput(self.rooms.output, self.client_address, self.write_frames, self._too_slow,
