@@ -333,7 +333,13 @@ class Hub:
 
     @property
     def buffered_bytes(self) -> int:
+        """The buffered events' own bytes, which the limits count."""
         return self._bytes
+
+    @property
+    def kept_bytes(self) -> int:
+        """What the buffer really holds for them: addressed events are kept deflated."""
+        return sum(len(kept) for kept in self._buffer)
 
     def close(self) -> None:
         """Teardown: drop every buffered event and release every waiter."""
