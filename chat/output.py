@@ -308,6 +308,10 @@ class PushOutput(Output):
         elif not self._due:
             self._due = True
             self._turn.add(self)
+        self._check_caps()
+
+    def _check_caps(self) -> None:
+        """Past its cap this output is cut off; past the budget, whoever is furthest behind."""
         budget = self.budget
         if self.backlog > budget.connection_cap:
             self.cut()
@@ -334,11 +338,7 @@ class PushOutput(Output):
         self._send(data, shared, logical=size)
         if self.backlog != self.reported:  # a write left to the stream
             self._report()
-            budget = self.budget
-            if self.backlog > budget.connection_cap:
-                self.cut()
-            elif budget.used - budget.doomed > budget.limit:
-                budget.enforce()
+            self._check_caps()
         return True
 
     def flush(self) -> None:
