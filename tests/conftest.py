@@ -13,6 +13,7 @@ from chat.app import make_app
 from chat.config import Settings
 
 from . import rawhttp
+from .fakestream import take_frames
 from .wire import Wire
 
 if TYPE_CHECKING:
@@ -88,16 +89,7 @@ class PushedFrames:
     def record(self, socket_id: int, data: bytes) -> None:
         buf = self._pending.setdefault(socket_id, bytearray())
         buf += data
-        while len(buf) >= 2:
-            n, at = buf[1] & 0x7F, 2
-            if n == 126:
-                n, at = int.from_bytes(buf[2:4], "big"), 4
-            elif n == 127:
-                n, at = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < at + n:
-                return
-            self.payloads.append(bytes(buf[at:at + n]))
-            del buf[:at + n]
+        self.payloads += take_frames(buf)
 
     def events(self) -> List[dict]:
         return [json.loads(p) for p in self.payloads]

@@ -58,26 +58,34 @@ class Cuts:
         self.calls += 1
 
 
-def decode_frames(data: bytes) -> List[bytes]:
-    """The payloads of a run of final, unmasked RFC 6455 text frames, each length minimally encoded."""
+def take_frames(buf: bytearray) -> List[bytes]:
+    """The payloads of the whole final, unmasked RFC 6455 text frames (each length minimally
+    encoded) at the start of `buf`, which keeps what follows them: a frame not yet whole."""
     payloads: List[bytes] = []
     i = 0
-    while i < len(data):
-        assert data[i] == 0x81, f"not a final text frame at byte {i}: {data[i]:#x}"
-        assert data[i + 1] & 0x80 == 0, "a server's frame must not be masked"
-        n = data[i + 1] & 0x7F
-        i += 2
+    while len(buf) - i >= 2:
+        assert buf[i] == 0x81, f"not a final text frame at byte {i}: {buf[i]:#x}"
+        assert buf[i + 1] & 0x80 == 0, "a server's frame must not be masked"
+        n, at = buf[i + 1] & 0x7F, i + 2
         if n == 126:
-            n = int.from_bytes(data[i:i + 2], "big")
-            assert n >= 126
-            i += 2
+            n, at = int.from_bytes(buf[at:at + 2], "big"), at + 2
+            assert len(buf) < at or n >= 126
         elif n == 127:
-            n = int.from_bytes(data[i:i + 8], "big")
-            assert n > 0xFFFF
-            i += 8
-        assert i + n <= len(data), "a frame runs past the end of what was written"
-        payloads.append(data[i:i + n])
-        i += n
+            n, at = int.from_bytes(buf[at:at + 8], "big"), at + 8
+            assert len(buf) < at or n > 0xFFFF
+        if len(buf) < at + n:
+            break
+        payloads.append(bytes(buf[at:at + n]))
+        i = at + n
+    del buf[:i]
+    return payloads
+
+
+def decode_frames(data: bytes) -> List[bytes]:
+    """The payloads of a run of final, unmasked RFC 6455 text frames, each length minimally encoded."""
+    buf = bytearray(data)
+    payloads = take_frames(buf)
+    assert not buf, "a frame runs past the end of what was written"
     return payloads
 
 
